@@ -1,0 +1,277 @@
+"""The ``provkg`` command line (Typer).
+
+Every command that opens a store takes ``--data DIR`` (env ``PROVKG_DATA``,
+default ``./provkg-data``) and means the same store by it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .config import ENV_BASE_IRI, ENV_DATA, ENV_HOST, ENV_PORT
+from .exporting import EXPORT_FORMATS, ExportError, export_graph
+from .ingest import Ingestor, IngestResult, event_files, read_events
+from .iris import DEFAULT_BASE, IriMinter
+from .named_queries import QueryParameterError, load_named_queries, run_named_query
+from .resources import SPEC_ENV, ResourceNotFound
+from .store import DEFAULT_DATA_DIR, LineageStore, StoreLocked
+from .validation import EventValidator, Fault
+
+app = typer.Typer(
+    help="provkg: OpenLineage events in, a W3C PROV-O knowledge graph on disk, SPARQL out.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+DataOpt = typer.Option(DEFAULT_DATA_DIR, "--data", "-d", envvar=ENV_DATA, help="Store directory.")
+BaseOpt = typer.Option(DEFAULT_BASE, "--base-iri", envvar=ENV_BASE_IRI, help="Prefix of every IRI provkg mints.")
+SpecOpt = typer.Option(None, "--spec", envvar=SPEC_ENV,
+                       help="OpenLineage spec/ folder (default: ../shared/openlineage/spec).")
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+def _open_store(data: Path, read_only: bool = False) -> LineageStore:
+    try:
+        return LineageStore(data, read_only=read_only)
+    except (StoreLocked, FileNotFoundError, OSError) as exc:
+        raise _fail(str(exc))
+
+
+def _validator(spec: Optional[Path]) -> EventValidator:
+    try:
+        return EventValidator(spec)
+    except ResourceNotFound as exc:
+        raise _fail(str(exc))
+
+
+def _minter(base: str) -> IriMinter:
+    try:
+        return IriMinter(base)
+    except ValueError as exc:
+        raise _fail(str(exc))
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", envvar=ENV_HOST, help="Interface to listen on."),
+    port: int = typer.Option(5000, "--port", "-p", envvar=ENV_PORT, help="TCP port."),
+    data: Path = DataOpt,
+    base_iri: str = BaseOpt,
+    spec: Optional[Path] = SpecOpt,
+    demo: bool = typer.Option(False, "--demo", help="Load the demo ML-platform lineage first (idempotent)."),
+) -> None:
+    """Run the HTTP service: OpenLineage ingestion, SPARQL endpoint, named queries, export."""
+    import uvicorn
+
+    from .server import create_app
+
+    store = _open_store(data)
+    validator, minter = _validator(spec), _minter(base_iri)
+    if demo:
+        from .demo import demo_events
+
+        counts = Counter(r.status for r in Ingestor(store, validator, minter).ingest_many((e, None) for e in demo_events()))
+        out.print(f"demo lineage loaded: {counts.get('accepted', 0)} events added, "
+                  f"{counts.get('duplicate', 0)} already present, {counts.get('rejected', 0)} rejected")
+    stats = store.stats()
+    url = f"http://{host}:{port}"
+    out.print(f"[bold]provkg[/bold] serving store [cyan]{data}[/cyan] "
+              f"({stats['graphs']} events, {stats['triples']} triples) on [cyan]{url}[/cyan]")
+    out.print(_try_this(url, store))
+    uvicorn.run(create_app(store, validator, minter), host=host, port=port, log_level="warning")
+
+
+def _try_this(url: str, store: LineageStore) -> str:
+    example = next(iter(store.query(
+        "PREFIX provkg: <https://w3id.org/provkg/ns#> PREFIX prov: <http://www.w3.org/ns/prov#> "
+        "SELECT ?d WHERE { ?d a provkg:Dataset ; prov:wasDerivedFrom ?x . FILTER NOT EXISTS { ?y prov:wasDerivedFrom ?d } } "
+        "ORDER BY ?d LIMIT 1")), None)
+    node = example["d"].value if example else "<dataset IRI>"
+    return (
+        "Try:\n"
+        f"  curl -s {url}/sparql --data-urlencode 'query=SELECT ?job (COUNT(?run) AS ?runs) "
+        "WHERE {{ ?run <https://w3id.org/provkg/ns#job> ?job }} GROUP BY ?job' "
+        "-H 'Accept: text/csv'\n"
+        f"  curl -s '{url}/api/v1/queries/backward-provenance?node={node}&depth=3'\n"
+        f"  provkg query backward-provenance --param node={node} --data {store.path}   (after stopping the server,"
+        " or read-only beside it)\n"
+        f"  API docs: {url}/docs    Post OpenLineage events to {url}/api/v1/lineage"
+    )
+
+
+def _print_rejection(result: IngestResult) -> None:
+    where = result.source or "event"
+    for fault in result.faults[:5]:
+        err.print(f"  [red]rejected[/red] {where}: {fault.pointer or '/'}: {fault.message}")
+    if len(result.faults) > 5:
+        err.print(f"  ... and {len(result.faults) - 5} more faults")
+
+
+@app.command()
+def ingest(
+    paths: list[Path] = typer.Argument(..., help="Event files (.json: one event or an array; .jsonl) or folders."),
+    data: Path = DataOpt,
+    base_iri: str = BaseOpt,
+    spec: Optional[Path] = SpecOpt,
+) -> None:
+    """Load OpenLineage events from files into the store.
+
+    Exit code 0 when every event was accepted (or already held), 1 when any
+    was rejected (each rejection is printed with its JSON pointer), 2 on error."""
+    try:
+        files = event_files(paths)
+    except FileNotFoundError as exc:
+        raise _fail(str(exc))
+    store = _open_store(data)
+    ingestor = Ingestor(store, _validator(spec), _minter(base_iri))
+    counts: Counter[str] = Counter()
+    triples = 0
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, transient=True) as progress:
+        task = progress.add_task("ingesting files", total=len(files))
+        for path in files:
+            for event, source, problem in read_events(path):
+                if problem is not None:
+                    result = IngestResult("rejected", faults=[Fault("", str(problem))], source=source)
+                else:
+                    result = ingestor.ingest(event, source=source)
+                counts[result.status] += 1
+                triples += result.triples
+                if result.status == "rejected":
+                    progress.console.print(f"[red]rejected[/red] {source}")
+                    _print_rejection(result)
+            progress.advance(task)
+    store.flush()
+    out.print(f"{len(files)} files: {counts['accepted']} events accepted ({triples} quads), "
+              f"{counts['duplicate']} duplicates, {counts['rejected']} rejected")
+    if counts["rejected"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def query(
+    name: Optional[str] = typer.Argument(None, help="Named query (see --list)."),
+    param: list[str] = typer.Option([], "--param", "-P", help="Parameter as key=value; repeatable."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    list_queries: bool = typer.Option(False, "--list", help="List the named queries and their parameters."),
+    data: Path = DataOpt,
+) -> None:
+    """Run a named query from queries/ against the store (read-only)."""
+    named = load_named_queries()
+    if list_queries or name is None:
+        for q in named.values():
+            out.print(f"[bold]{q.name}[/bold]: {q.summary}")
+            for p in q.parameters:
+                req = "required" if p.required else f"default {p.default}"
+                out.print(f"    --param {p.name}=<{p.type}>  ({req}) {p.description}")
+        return
+    if name not in named:
+        raise _fail(f"no named query {name!r}; known: {', '.join(sorted(named))}")
+    raw = {}
+    for item in param:
+        if "=" not in item:
+            raise _fail(f"--param takes key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        raw[key] = value
+    store = _open_store(data, read_only=True)
+    try:
+        answer = run_named_query(store, named[name], raw)
+    except QueryParameterError as exc:
+        raise _fail(str(exc))
+    if as_json:
+        sys.stdout.write(json.dumps(answer.as_dict(), indent=2) + "\n")
+        return
+    table = Table(*answer.columns, title=f"{name} ({len(answer.rows)} rows)")
+    for row in answer.rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    out.print(table)
+
+
+@app.command()
+def sparql(
+    text: str = typer.Argument(..., help="A SPARQL 1.1 query (SELECT, ASK, CONSTRUCT, DESCRIBE); '-' reads stdin."),
+    fmt: str = typer.Option("csv", "--format", "-f", help="Results: json, xml, csv, tsv; graphs: turtle, ntriples."),
+    data: Path = DataOpt,
+) -> None:
+    """Run an ad-hoc SPARQL query against the store (read-only; default graph = union)."""
+    from .sparql_protocol import ProtocolError, SparqlRequest, execute
+
+    media = {"json": "application/sparql-results+json", "xml": "application/sparql-results+xml",
+             "csv": "text/csv", "tsv": "text/tab-separated-values", "turtle": "text/turtle",
+             "ntriples": "application/n-triples"}.get(fmt)
+    if media is None:
+        raise _fail(f"unknown --format {fmt!r}")
+    query_text = sys.stdin.read() if text == "-" else text
+    store = _open_store(data, read_only=True)
+    try:
+        body, _ = execute(store, SparqlRequest(query_text, [], []), media)
+    except ProtocolError as exc:
+        if exc.status == 406:  # asked a table of a graph query or vice versa: use the default
+            body, _ = execute(store, SparqlRequest(query_text, [], []), None)
+        else:
+            raise _fail(exc.message)
+    sys.stdout.buffer.write(body)
+
+
+@app.command()
+def export(
+    fmt: str = typer.Option("trig", "--format", "-f", help=f"One of: {', '.join(EXPORT_FORMATS)}."),
+    graph: Optional[str] = typer.Option(None, "--graph", "-g", help="Only this named graph (an event graph IRI)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="File to write (default: stdout)."),
+    data: Path = DataOpt,
+) -> None:
+    """Export the whole graph (TriG/N-Quads keep every event's named graph) or one named graph."""
+    store = _open_store(data, read_only=True)
+    try:
+        payload, _ = export_graph(store, fmt, graph)
+    except ExportError as exc:
+        raise _fail(str(exc))
+    if output:
+        output.write_bytes(payload)
+        err.print(f"wrote {len(payload)} bytes to {output}")
+    else:
+        sys.stdout.buffer.write(payload)
+
+
+@app.command()
+def stats(data: Path = DataOpt) -> None:
+    """Counts of quads, distinct triples and event graphs in the store."""
+    store = _open_store(data, read_only=True)
+    sys.stdout.write(json.dumps(store.stats()) + "\n")
+
+
+@app.command("demo-events")
+def demo_events_cmd(
+    output: Path = typer.Argument(..., help="File to write the demo events to (.jsonl)."),
+    days: int = typer.Option(2, "--days", help="How many daily pipeline runs to generate."),
+) -> None:
+    """Write the demo ML-platform OpenLineage events to a .jsonl file (for `provkg ingest` or any emitter test)."""
+    from .demo import demo_events
+
+    events = demo_events(days=days)
+    with output.open("w", encoding="utf-8") as fh:
+        for event in events:
+            fh.write(json.dumps(event) + "\n")
+    err.print(f"wrote {len(events)} events to {output}")
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+__all__ = ["app"]

@@ -1,0 +1,636 @@
+"""OpenLineage 2-0-2 events -> W3C PROV-O quads in the event's own named graph.
+
+The mapping, facet by facet, is documented in ``docs/mapping.md``. In short:
+
+- job -> ``prov:Plan``; run -> ``prov:Activity`` associated (``prov:qualifiedAssociation``)
+  with the producer (a ``prov:SoftwareAgent``) and the job's plan;
+- START -> ``prov:startedAtTime``; COMPLETE / FAIL / ABORT -> ``prov:endedAtTime``
+  and ``provkg:runState``;
+- dataset -> ``prov:Entity`` + ``dcat:Dataset``; an input -> ``prov:used`` (with
+  ``prov:qualifiedUsage``); an output of a COMPLETE event -> a dataset version
+  (``prov:specializationOf`` the dataset) ``prov:wasGeneratedBy`` the run and
+  ``prov:wasDerivedFrom`` each input, with qualified generation and derivation;
+- facets -> PROV / DCAT / DQV / Dublin Core terms; a facet with no mapping is
+  kept whole as an ``rdf:JSON`` literal.
+
+Every triple depends only on the event itself, so the union of the event graphs
+does not depend on arrival order, and the same event twice yields the same
+triples.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable
+
+from pyoxigraph import Literal, NamedNode, Quad
+
+from .iris import IriMinter
+from .vocab import DCAT, DCT, DQV, PROV, PROVKG, RDF, RDFS, XSD, A
+
+_XSD_DATE_TIME = re.compile(r"^-?\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?$")
+_XSD_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+TERMINAL_STATES = {"COMPLETE": PROVKG.Completed, "FAIL": PROVKG.Failed, "ABORT": PROVKG.Aborted}
+
+
+def time_literal(value: Any) -> Literal | None:
+    """An ``xsd:dateTime`` (or ``xsd:date``) literal for an OpenLineage time string.
+
+    Keeps the lexical form when it is already valid XSD (nanoseconds included);
+    normalises other ISO 8601 forms (``+1000`` offsets); returns a plain string
+    literal for text that is not a time, and None for a non-string.
+    """
+    if not isinstance(value, str):
+        return None
+    if _XSD_DATE_TIME.match(value):
+        return Literal(value, datatype=XSD.dateTime)
+    if _XSD_DATE.match(value):
+        return Literal(value, datatype=XSD.date)
+    try:
+        return Literal(datetime.fromisoformat(value.replace("Z", "+00:00")).isoformat(), datatype=XSD.dateTime)
+    except ValueError:
+        return Literal(value)
+
+
+def _typed(value: Any) -> Literal | None:
+    """A literal for a JSON scalar (bool before int: bool is an int in Python)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return Literal("true" if value else "false", datatype=XSD.boolean)
+    if isinstance(value, int):
+        return Literal(str(value), datatype=XSD.integer)
+    if isinstance(value, float):
+        return Literal(repr(value), datatype=XSD.double)
+    if isinstance(value, str):
+        return Literal(value)
+    return json_literal(value)
+
+
+def json_literal(value: Any) -> Literal:
+    """An ``rdf:JSON`` literal (RDF 1.1 JSON datatype) with sorted keys."""
+    return Literal(json.dumps(value, sort_keys=True, ensure_ascii=False), datatype=RDF.JSON)
+
+
+@dataclass
+class MappedEvent:
+    """The result of mapping one event.
+
+    ``graph``: the event's named graph IRI; ``quads``: every quad, all in that
+    graph; ``subject``: the run, job or dataset the event is about.
+    """
+
+    graph: NamedNode
+    subject: NamedNode
+    quads: list[Quad] = field(default_factory=list)
+
+
+class _Builder:
+    """Collects the quads of one event into its graph."""
+
+    def __init__(self, graph: NamedNode, minter: IriMinter):
+        self.graph = graph
+        self.iri = minter
+        self.quads: list[Quad] = []
+
+    def add(self, s: NamedNode, p: NamedNode, o: NamedNode | Literal | None) -> None:
+        if o is not None:
+            self.quads.append(Quad(s, p, o, self.graph))
+
+    def value(self, s: NamedNode, p: NamedNode, value: Any) -> None:
+        self.add(s, p, _typed(value))
+
+    def text(self, s: NamedNode, p: NamedNode, value: Any) -> None:
+        if isinstance(value, str) and value != "":
+            self.add(s, p, Literal(value))
+
+
+class EventMapper:
+    """Maps OpenLineage events to PROV-O quads.
+
+    Input: a decoded event that has passed :class:`provkg.validation.EventValidator`,
+    its content hash (``sha256:<hex>`` of the RFC 8785 canonical JSON) and the
+    time it was received. Output: a :class:`MappedEvent`. Mapping a valid event
+    does not raise.
+    """
+
+    def __init__(self, minter: IriMinter):
+        self.iri = minter
+
+    # -- entry point ---------------------------------------------------------
+
+    def map(self, event: dict, content_hash: str, received_at: datetime) -> MappedEvent:
+        graph = self.iri.event_graph(content_hash)
+        b = _Builder(graph, self.iri)
+        self._event_metadata(b, event, content_hash, received_at)
+        if isinstance(event.get("run"), dict) and "runId" in event["run"]:
+            subject = self._run_event(b, event)
+        elif "dataset" in event:
+            ds = event["dataset"]
+            subject = self._dataset(b, ds["namespace"], ds["name"])
+            self._dataset_facets(b, subject, subject, ds.get("facets") or {}, run=None)
+        else:
+            subject = self._job_event(b, event)
+        b.add(graph, PROVKG.about, subject)
+        return MappedEvent(graph, subject, list(dict.fromkeys(b.quads)))
+
+    # -- event metadata --------------------------------------------------------
+
+    def _event_metadata(self, b: _Builder, event: dict, content_hash: str, received_at: datetime) -> None:
+        g = b.graph
+        b.add(g, A, PROVKG.LineageEvent)
+        b.add(g, A, PROV.Bundle)
+        b.text(g, PROVKG.eventType, event.get("eventType"))
+        b.add(g, PROVKG.eventTime, time_literal(event.get("eventTime")))
+        b.add(g, PROVKG.producer, self._producer(b, event.get("producer")))
+        if isinstance(event.get("schemaURL"), str):
+            b.add(g, PROVKG.schemaURL, Literal(event["schemaURL"], datatype=XSD.anyURI))
+        b.add(g, PROVKG.receivedAt, Literal(received_at.isoformat(), datatype=XSD.dateTime))
+        b.add(g, PROVKG.contentHash, Literal(content_hash))
+
+    def _producer(self, b: _Builder, producer: Any) -> NamedNode | None:
+        if not isinstance(producer, str):
+            return None
+        agent = self.iri.producer(producer)
+        b.add(agent, A, PROV.SoftwareAgent)
+        b.add(agent, PROVKG.producerURI, Literal(producer, datatype=XSD.anyURI))
+        return agent
+
+    # -- runs ------------------------------------------------------------------
+
+    def _run_event(self, b: _Builder, event: dict) -> NamedNode:
+        run_json, job_json = event["run"], event["job"]
+        run_id = str(run_json["runId"])
+        run = self.iri.run(run_id)
+        job = self._job(b, job_json)
+        event_type = event.get("eventType")
+        when = time_literal(event.get("eventTime"))
+
+        b.add(run, A, PROV.Activity)
+        b.add(run, A, PROVKG.Run)
+        b.add(run, PROVKG.runId, Literal(run_id))
+        b.add(run, PROVKG.job, job)
+        producer = self._producer(b, event.get("producer"))
+        if producer is not None:
+            self._associate(b, run, producer, job)
+        if event_type == "START":
+            b.add(run, PROV.startedAtTime, when)
+        elif event_type in TERMINAL_STATES:
+            b.add(run, PROV.endedAtTime, when)
+            b.add(run, PROVKG.runState, TERMINAL_STATES[event_type])
+        self._run_facets(b, run, job, run_json.get("facets") or {})
+
+        used: dict[str, tuple[NamedNode, NamedNode, NamedNode]] = {}
+        for ds_json in event.get("inputs") or []:
+            dataset = self._dataset(b, ds_json["namespace"], ds_json["name"])
+            entity = self._input_entity(b, dataset, ds_json)
+            usage = self.iri.child(run, "usage", entity.value)
+            b.add(run, PROV.used, entity)
+            b.add(run, PROV.qualifiedUsage, usage)
+            b.add(usage, A, PROV.Usage)
+            b.add(usage, PROV.entity, entity)
+            if event_type == "START":
+                b.add(usage, PROV.atTime, when)
+            used[entity.value] = (dataset, entity, usage)
+            self._dataset_facets(b, dataset, entity, ds_json.get("facets") or {}, run=run)
+            self._io_facets(b, entity, run, ds_json.get("inputFacets") or {})
+
+        for ds_json in event.get("outputs") or []:
+            dataset = self._dataset(b, ds_json["namespace"], ds_json["name"])
+            if event_type == "COMPLETE":
+                version = self._output_version(b, dataset, ds_json, run_id)
+                self._generation(b, version, dataset, run, when, used)
+                target = version
+            else:
+                # Outputs reported before completion (or by a failed run) are
+                # declared, not generated: PROV generation is evidence of a write.
+                b.add(run, PROVKG.declaredOutput, dataset)
+                target = dataset
+            self._dataset_facets(b, dataset, target, ds_json.get("facets") or {}, run=run)
+            self._io_facets(b, target, run, ds_json.get("outputFacets") or {})
+        return run
+
+    def _associate(self, b: _Builder, run: NamedNode, agent: NamedNode, plan: NamedNode) -> None:
+        assoc = self.iri.child(run, "association", agent.value)
+        b.add(run, PROV.wasAssociatedWith, agent)
+        b.add(run, PROV.qualifiedAssociation, assoc)
+        b.add(assoc, A, PROV.Association)
+        b.add(assoc, PROV.agent, agent)
+        b.add(assoc, PROV.hadPlan, plan)
+
+    def _generation(self, b: _Builder, version: NamedNode, dataset: NamedNode, run: NamedNode,
+                    when: Literal | None, used: dict[str, tuple[NamedNode, NamedNode, NamedNode]]) -> None:
+        generation = self.iri.child(version, "generation", run.value)
+        b.add(version, PROV.wasGeneratedBy, run)
+        b.add(version, PROV.qualifiedGeneration, generation)
+        b.add(generation, A, PROV.Generation)
+        b.add(generation, PROV.activity, run)
+        b.add(generation, PROV.atTime, when)
+        b.add(version, PROV.generatedAtTime, when)
+        for in_dataset, entity, usage in used.values():
+            if entity == version:
+                continue
+            derivation = self.iri.child(version, "derivation", entity.value)
+            b.add(version, PROV.wasDerivedFrom, entity)
+            b.add(version, PROV.qualifiedDerivation, derivation)
+            b.add(derivation, A, PROV.Derivation)
+            b.add(derivation, PROV.entity, entity)
+            b.add(derivation, PROV.hadActivity, run)
+            b.add(derivation, PROV.hadGeneration, self.iri.child(version, "generation", run.value))
+            b.add(derivation, PROV.hadUsage, usage)
+            if in_dataset != dataset:
+                # the same fact at the level of the (generic) datasets, so
+                # dataset lineage is one property path
+                b.add(dataset, PROV.wasDerivedFrom, in_dataset)
+
+    # -- jobs ------------------------------------------------------------------
+
+    def _job(self, b: _Builder, job_json: dict) -> NamedNode:
+        job = self.iri.job(job_json["namespace"], job_json["name"])
+        b.add(job, A, PROV.Plan)
+        b.add(job, A, PROVKG.Job)
+        b.add(job, PROVKG.namespace, Literal(job_json["namespace"]))
+        b.add(job, PROVKG.name, Literal(job_json["name"]))
+        b.add(job, RDFS.label, Literal(job_json["name"]))
+        self._job_facets(b, job, job_json.get("facets") or {})
+        return job
+
+    def _job_event(self, b: _Builder, event: dict) -> NamedNode:
+        job = self._job(b, event["job"])
+        for side, prop in (("inputs", PROVKG.declaredInput), ("outputs", PROVKG.declaredOutput)):
+            for ds_json in event.get(side) or []:
+                dataset = self._dataset(b, ds_json["namespace"], ds_json["name"])
+                b.add(job, prop, dataset)
+                self._dataset_facets(b, dataset, dataset, ds_json.get("facets") or {}, run=None)
+        return job
+
+    # -- datasets --------------------------------------------------------------
+
+    def _dataset(self, b: _Builder, namespace: str, name: str) -> NamedNode:
+        ds = self.iri.dataset(namespace, name)
+        b.add(ds, A, PROV.Entity)
+        b.add(ds, A, DCAT.Dataset)
+        b.add(ds, A, PROVKG.Dataset)
+        b.add(ds, PROVKG.namespace, Literal(namespace))
+        b.add(ds, PROVKG.name, Literal(name))
+        b.add(ds, RDFS.label, Literal(name))
+        return ds
+
+    def _version_node(self, b: _Builder, dataset: NamedNode, version: NamedNode) -> NamedNode:
+        b.add(version, A, PROV.Entity)
+        b.add(version, A, PROVKG.DatasetVersion)
+        b.add(version, PROV.specializationOf, dataset)
+        b.add(version, DCAT.isVersionOf, dataset)
+        b.add(dataset, DCAT.hasVersion, version)
+        return version
+
+    @staticmethod
+    def _stated_version(ds_json: dict) -> str | None:
+        facet = (ds_json.get("facets") or {}).get("version")
+        if isinstance(facet, dict) and isinstance(facet.get("datasetVersion"), str) and not facet.get("_deleted"):
+            return facet["datasetVersion"]
+        return None
+
+    def _input_entity(self, b: _Builder, dataset: NamedNode, ds_json: dict) -> NamedNode:
+        """The entity a run used: the stated version, else the dataset itself."""
+        stated = self._stated_version(ds_json)
+        if stated is None:
+            return dataset
+        version = self._version_node(b, dataset, self.iri.dataset_version(dataset, stated))
+        b.add(version, DCAT.version, Literal(stated))
+        return version
+
+    def _output_version(self, b: _Builder, dataset: NamedNode, ds_json: dict, run_id: str) -> NamedNode:
+        stated = self._stated_version(ds_json)
+        if stated is None:
+            return self._version_node(b, dataset, self.iri.dataset_version_of_run(dataset, run_id))
+        version = self._version_node(b, dataset, self.iri.dataset_version(dataset, stated))
+        b.add(version, DCAT.version, Literal(stated))
+        return version
+
+    # -- facets ------------------------------------------------------------------
+
+    def _keep_facet(self, b: _Builder, subject: NamedNode, key: str, facet: Any) -> None:
+        """A facet provkg does not map is kept whole, as JSON."""
+        node = self.iri.child(subject, "facet", b.graph.value, key)
+        b.add(subject, PROVKG.facet, node)
+        b.add(node, A, PROVKG.Facet)
+        b.add(node, PROVKG.facetName, Literal(key))
+        if isinstance(facet, dict):
+            b.text(node, PROVKG.facetProducer, facet.get("_producer"))
+            if isinstance(facet.get("_schemaURL"), str):
+                b.add(node, PROVKG.facetSchemaURL, Literal(facet["_schemaURL"], datatype=XSD.anyURI))
+        b.add(node, PROVKG.facetJSON, json_literal(facet))
+
+    def _apply(self, b: _Builder, handlers: dict[str, Callable], subject: NamedNode,
+               facets: dict, *args: Any) -> None:
+        for key, facet in facets.items():
+            if isinstance(facet, dict) and facet.get("_deleted"):
+                continue
+            handler = handlers.get(key)
+            if handler is None or not isinstance(facet, dict):
+                self._keep_facet(b, subject, key, facet)
+            else:
+                handler(b, subject, facet, *args)
+
+    def _run_facets(self, b: _Builder, run: NamedNode, job: NamedNode, facets: dict) -> None:
+        self._apply(b, {
+            "parent": self._parent,
+            "nominalTime": self._nominal_time,
+            "errorMessage": self._error_message,
+            "processing_engine": self._processing_engine,
+            "externalQuery": self._external_query,
+        }, run, facets, job)
+
+    def _job_facets(self, b: _Builder, job: NamedNode, facets: dict) -> None:
+        self._apply(b, {
+            "sql": self._sql,
+            "sourceCode": self._source_code,
+            "sourceCodeLocation": self._source_code_location,
+            "jobType": self._job_type,
+            "documentation": self._documentation,
+            "ownership": self._ownership,
+        }, job, facets)
+
+    def _dataset_facets(self, b: _Builder, dataset: NamedNode, entity: NamedNode,
+                        facets: dict, run: NamedNode | None) -> None:
+        """Dataset facets: descriptive ones go on the dataset, measured ones on
+        the entity (the version written or read)."""
+        handlers = {
+            "schema": lambda b_, ds, f: self._schema(b_, ds, f),
+            "columnLineage": lambda b_, ds, f: self._column_lineage(b_, ds, f, run),
+            "documentation": lambda b_, ds, f: self._documentation(b_, ds, f),
+            "ownership": lambda b_, ds, f: self._ownership(b_, ds, f),
+            "dataSource": lambda b_, ds, f: self._data_source(b_, ds, f),
+            "symlinks": lambda b_, ds, f: self._symlinks(b_, ds, f),
+            "datasetType": lambda b_, ds, f: self._dataset_type(b_, ds, f),
+            "storage": lambda b_, ds, f: self._storage(b_, ds, f),
+            "version": lambda b_, ds, f: None,  # used to name the version entity
+            "lifecycleStateChange": lambda b_, ds, f: b_.text(entity, PROVKG.lifecycleStateChange, f.get("lifecycleStateChange")),
+            "dataQualityMetrics": lambda b_, ds, f: self._quality_metrics(b_, entity, run, f),
+            "dataQualityAssertions": lambda b_, ds, f: self._quality_assertions(b_, entity, run, f),
+        }
+        self._apply(b, handlers, dataset, facets)
+
+    def _io_facets(self, b: _Builder, entity: NamedNode, run: NamedNode, facets: dict) -> None:
+        handlers = {
+            "dataQualityMetrics": lambda b_, e, f: self._quality_metrics(b_, e, run, f),
+            "dataQualityAssertions": lambda b_, e, f: self._quality_assertions(b_, e, run, f),
+            "outputStatistics": lambda b_, e, f: self._statistics(b_, e, run, f, "outputStatistics"),
+            "inputStatistics": lambda b_, e, f: self._statistics(b_, e, run, f, "inputStatistics"),
+        }
+        self._apply(b, handlers, entity, facets)
+
+    # run facets
+
+    def _parent(self, b: _Builder, run: NamedNode, facet: dict, job: NamedNode) -> None:
+        # A parent run contains its child (an Airflow DAG run contains its task
+        # runs): that is dct:isPartOf. prov:wasInformedBy would claim the child
+        # used something the parent generated, which the facet does not say.
+        for key, prop in (("run", DCT.isPartOf), ("root", PROVKG.rootRun)):
+            part = facet.get(key) if key == "run" else (facet.get("root") or {}).get("run")
+            job_part = facet.get("job") if key == "run" else (facet.get("root") or {}).get("job")
+            if not isinstance(part, dict) or "runId" not in part:
+                continue
+            parent_run = self.iri.run(str(part["runId"]))
+            b.add(run, prop, parent_run)
+            b.add(parent_run, A, PROV.Activity)
+            b.add(parent_run, A, PROVKG.Run)
+            b.add(parent_run, PROVKG.runId, Literal(str(part["runId"])))
+            if isinstance(job_part, dict) and "namespace" in job_part and "name" in job_part:
+                parent_job = self.iri.job(job_part["namespace"], job_part["name"])
+                b.add(parent_job, A, PROV.Plan)
+                b.add(parent_job, A, PROVKG.Job)
+                b.add(parent_job, PROVKG.namespace, Literal(job_part["namespace"]))
+                b.add(parent_job, PROVKG.name, Literal(job_part["name"]))
+                b.add(parent_run, PROVKG.job, parent_job)
+                if key == "run" and parent_job != job:
+                    b.add(job, DCT.isPartOf, parent_job)
+
+    def _nominal_time(self, b: _Builder, run: NamedNode, facet: dict, _job: NamedNode) -> None:
+        b.add(run, PROVKG.nominalStartTime, time_literal(facet.get("nominalStartTime")))
+        b.add(run, PROVKG.nominalEndTime, time_literal(facet.get("nominalEndTime")))
+
+    def _error_message(self, b: _Builder, run: NamedNode, facet: dict, _job: NamedNode) -> None:
+        b.text(run, PROVKG.errorMessage, facet.get("message"))
+        b.text(run, PROVKG.programmingLanguage, facet.get("programmingLanguage"))
+        b.text(run, PROVKG.stackTrace, facet.get("stackTrace"))
+
+    def _processing_engine(self, b: _Builder, run: NamedNode, facet: dict, job: NamedNode) -> None:
+        name, version = facet.get("name"), facet.get("version")
+        if not isinstance(version, str):
+            return
+        engine = self.iri.engine(name if isinstance(name, str) else "", version)
+        b.add(engine, A, PROV.SoftwareAgent)
+        b.text(engine, RDFS.label, name)
+        b.text(engine, PROVKG.softwareVersion, version)
+        b.text(engine, PROVKG.openlineageAdapterVersion, facet.get("openlineageAdapterVersion"))
+        self._associate(b, run, engine, job)
+
+    def _external_query(self, b: _Builder, run: NamedNode, facet: dict, _job: NamedNode) -> None:
+        b.text(run, PROVKG.externalQueryId, facet.get("externalQueryId"))
+        b.text(run, PROVKG.externalQuerySource, facet.get("source"))
+
+    # job facets
+
+    def _sql(self, b: _Builder, job: NamedNode, facet: dict) -> None:
+        b.text(job, PROVKG.sqlQuery, facet.get("query"))
+        b.text(job, PROVKG.sqlDialect, facet.get("dialect"))
+
+    def _source_code(self, b: _Builder, job: NamedNode, facet: dict) -> None:
+        b.text(job, PROVKG.sourceCode, facet.get("sourceCode"))
+        b.text(job, PROVKG.programmingLanguage, facet.get("language"))
+
+    def _source_code_location(self, b: _Builder, job: NamedNode, facet: dict) -> None:
+        for key, prop in (("type", PROVKG.vcsType), ("path", PROVKG.codePath), ("version", PROVKG.codeVersion),
+                          ("tag", PROVKG.codeTag), ("branch", PROVKG.codeBranch)):
+            b.text(job, prop, facet.get(key))
+        for key, prop in (("url", PROVKG.codeURL), ("repoUrl", PROVKG.codeRepository)):
+            if isinstance(facet.get(key), str):
+                b.add(job, prop, Literal(facet[key], datatype=XSD.anyURI))
+
+    def _job_type(self, b: _Builder, job: NamedNode, facet: dict) -> None:
+        b.text(job, PROVKG.jobType, facet.get("jobType"))
+        b.text(job, PROVKG.integration, facet.get("integration"))
+        b.text(job, PROVKG.processingType, facet.get("processingType"))
+
+    def _documentation(self, b: _Builder, subject: NamedNode, facet: dict) -> None:
+        b.text(subject, DCT.description, facet.get("description"))
+
+    def _ownership(self, b: _Builder, subject: NamedNode, facet: dict) -> None:
+        for owner in facet.get("owners") or []:
+            if not isinstance(owner, dict) or not isinstance(owner.get("name"), str):
+                continue
+            agent = self.iri.owner(owner["name"])
+            b.add(agent, A, PROV.Agent)
+            b.add(agent, RDFS.label, Literal(owner["name"]))
+            b.text(agent, PROVKG.ownerType, owner.get("type"))
+            b.add(subject, PROV.wasAttributedTo, agent)
+
+    # dataset facets
+
+    def _schema(self, b: _Builder, dataset: NamedNode, facet: dict) -> None:
+        def fields(items: Any, prefix: str) -> None:
+            for position, f in enumerate(items or [], start=1):
+                if not isinstance(f, dict) or not isinstance(f.get("name"), str):
+                    continue
+                path = prefix + f["name"]
+                column = self._column(b, dataset, path)
+                b.text(column, PROVKG.fieldType, f.get("type"))
+                b.text(column, DCT.description, f.get("description"))
+                ordinal = f.get("ordinal_position", position if not prefix else None)
+                if isinstance(ordinal, int):
+                    b.value(column, PROVKG.ordinalPosition, ordinal)
+                fields(f.get("fields"), path + ".")
+
+        fields(facet.get("fields"), "")
+
+    def _column(self, b: _Builder, dataset: NamedNode, path: str) -> NamedNode:
+        column = self.iri.column(dataset, path)
+        b.add(column, A, PROV.Entity)
+        b.add(column, A, PROVKG.Column)
+        b.add(column, DCT.isPartOf, dataset)
+        b.add(dataset, PROVKG.hasColumn, column)
+        b.add(column, PROVKG.fieldName, Literal(path))
+        b.add(column, RDFS.label, Literal(path))
+        return column
+
+    def _column_lineage(self, b: _Builder, dataset: NamedNode, facet: dict, run: NamedNode | None) -> None:
+        for out_name, spec in (facet.get("fields") or {}).items():
+            if not isinstance(spec, dict):
+                continue
+            out_col = self._column(b, dataset, out_name)
+            for inp in spec.get("inputFields") or []:
+                in_col = self._input_column(b, inp)
+                if in_col is None:
+                    continue
+                derivation = self.iri.child(out_col, "derivation", in_col.value)
+                b.add(out_col, PROV.wasDerivedFrom, in_col)
+                b.add(out_col, PROV.qualifiedDerivation, derivation)
+                b.add(derivation, A, PROV.Derivation)
+                b.add(derivation, PROV.entity, in_col)
+                if run is not None:
+                    b.add(derivation, PROV.hadActivity, run)
+                b.text(derivation, PROVKG.transformationType, spec.get("transformationType"))
+                b.text(derivation, DCT.description, spec.get("transformationDescription"))
+                for t in inp.get("transformations") or []:
+                    self._transformation(b, derivation, t)
+        for inp in facet.get("dataset") or []:
+            # columns that influence the whole dataset (filters, joins, sorts)
+            in_col = self._input_column(b, inp)
+            if in_col is None:
+                continue
+            b.add(dataset, PROV.wasInfluencedBy, in_col)
+            influence = self.iri.child(dataset, "influence", in_col.value)
+            b.add(dataset, PROV.qualifiedInfluence, influence)
+            b.add(influence, A, PROV.Influence)
+            b.add(influence, PROV.influencer, in_col)
+            for t in inp.get("transformations") or []:
+                self._transformation(b, influence, t)
+
+    def _input_column(self, b: _Builder, inp: Any) -> NamedNode | None:
+        if not isinstance(inp, dict) or not all(isinstance(inp.get(k), str) for k in ("namespace", "name", "field")):
+            return None
+        in_ds = self._dataset(b, inp["namespace"], inp["name"])
+        return self._column(b, in_ds, inp["field"])
+
+    def _transformation(self, b: _Builder, influence: NamedNode, t: Any) -> None:
+        if not isinstance(t, dict):
+            return
+        node = self.iri.child(influence, "transformation", json.dumps(t, sort_keys=True))
+        b.add(influence, PROVKG.transformation, node)
+        b.add(node, A, PROVKG.Transformation)
+        b.text(node, PROVKG.transformationType, t.get("type"))
+        b.text(node, PROVKG.transformationSubtype, t.get("subtype"))
+        b.text(node, DCT.description, t.get("description"))
+        b.value(node, PROVKG.masking, t.get("masking"))
+
+    def _data_source(self, b: _Builder, dataset: NamedNode, facet: dict) -> None:
+        name = facet.get("name")
+        if not isinstance(name, str):
+            return
+        service = self.iri.data_source(name)
+        b.add(service, A, DCAT.DataService)
+        b.add(service, DCT.title, Literal(name))
+        if isinstance(facet.get("uri"), str):
+            b.add(service, DCAT.endpointURL, Literal(facet["uri"], datatype=XSD.anyURI))
+        b.add(dataset, DCAT.accessService, service)
+
+    def _symlinks(self, b: _Builder, dataset: NamedNode, facet: dict) -> None:
+        for ident in facet.get("identifiers") or []:
+            if isinstance(ident, dict) and isinstance(ident.get("namespace"), str) and isinstance(ident.get("name"), str):
+                other = self._dataset(b, ident["namespace"], ident["name"])
+                if other != dataset:
+                    b.add(dataset, PROV.alternateOf, other)
+
+    def _dataset_type(self, b: _Builder, dataset: NamedNode, facet: dict) -> None:
+        b.text(dataset, PROVKG.datasetType, facet.get("datasetType"))
+        b.text(dataset, PROVKG.datasetSubType, facet.get("subType"))
+
+    def _storage(self, b: _Builder, dataset: NamedNode, facet: dict) -> None:
+        b.text(dataset, PROVKG.storageLayer, facet.get("storageLayer"))
+        b.text(dataset, DCT.format, facet.get("fileFormat"))
+
+    # quality (W3C DQV)
+
+    def _measurement(self, b: _Builder, entity: NamedNode, run: NamedNode | None, metric: NamedNode,
+                     value: Any, column: str | None = None, level: str | None = None) -> None:
+        literal = _typed(value)
+        if literal is None:
+            return
+        keys = [metric.value, column or "", level or "", run.value if run is not None else b.graph.value]
+        m = self.iri.child(entity, "measurement", *keys)
+        b.add(m, A, DQV.QualityMeasurement)
+        b.add(m, DQV.computedOn, entity)
+        b.add(m, DQV.isMeasurementOf, metric)
+        b.add(m, DQV.value, literal)
+        b.add(entity, DQV.hasQualityMeasurement, m)
+        if run is not None:
+            b.add(m, PROV.wasGeneratedBy, run)
+        if column is not None:
+            b.add(m, PROVKG.column, self._column(b, self._dataset_of(entity), column))
+        if level is not None:
+            b.add(m, PROVKG.quantileLevel, Literal(level))
+
+    @staticmethod
+    def _dataset_of(entity: NamedNode) -> NamedNode:
+        # version IRIs extend their dataset's IRI: .../version/<v> or .../run/<id>
+        for marker in ("/version/", "/run/"):
+            if marker in entity.value:
+                return NamedNode(entity.value.rsplit(marker, 1)[0])
+        return entity
+
+    def _quality_metrics(self, b: _Builder, entity: NamedNode, run: NamedNode | None, facet: dict) -> None:
+        for key, metric in (("rowCount", PROVKG.rowCount), ("bytes", PROVKG.byteCount),
+                            ("fileCount", PROVKG.fileCount)):
+            self._measurement(b, entity, run, metric, facet.get(key))
+        b.add(entity, PROVKG.lastUpdated, time_literal(facet.get("lastUpdated")))
+        for column, metrics in (facet.get("columnMetrics") or {}).items():
+            if not isinstance(metrics, dict):
+                continue
+            for key in ("nullCount", "distinctCount", "sum", "count", "min", "max"):
+                self._measurement(b, entity, run, PROVKG[key], metrics.get(key), column=column)
+            for level, value in (metrics.get("quantiles") or {}).items():
+                self._measurement(b, entity, run, PROVKG.quantile, value, column=column, level=str(level))
+
+    def _quality_assertions(self, b: _Builder, entity: NamedNode, run: NamedNode | None, facet: dict) -> None:
+        for a in facet.get("assertions") or []:
+            if not isinstance(a, dict) or not isinstance(a.get("assertion"), str):
+                continue
+            metric = self.iri.assertion(a["assertion"])
+            b.add(metric, A, DQV.Metric)
+            b.add(metric, RDFS.label, Literal(a["assertion"]))
+            column = a.get("column") if isinstance(a.get("column"), str) else None
+            self._measurement(b, entity, run, metric, a.get("success"), column=column)
+
+    def _statistics(self, b: _Builder, entity: NamedNode, run: NamedNode, facet: dict, _kind: str) -> None:
+        for key, metric in (("rowCount", PROVKG.rowCount), ("size", PROVKG.byteCount),
+                            ("fileCount", PROVKG.fileCount)):
+            self._measurement(b, entity, run, metric, facet.get(key))
+
+
+__all__ = ["EventMapper", "MappedEvent", "time_literal", "json_literal"]

@@ -1,0 +1,168 @@
+"""The HTTP service (FastAPI): OpenLineage ingestion, SPARQL, named queries, export.
+
+Routes:
+- ``POST /api/v1/lineage``: one OpenLineage event (Marquez-compatible; 201).
+- ``POST /api/v1/lineage/batch``: an array of events (OpenLineage.yml ``postEventBatch``).
+- ``GET|POST /sparql``: SPARQL 1.1 Protocol, queries only.
+- ``GET /api/v1/queries`` and ``GET /api/v1/queries/{name}?param=...``: named queries.
+- ``GET /api/v1/export?format=trig|nquads|turtle|jsonld[&graph=IRI]``: the graph as a file.
+- ``GET /api/v1/stats``, ``GET /healthz``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from . import __version__
+from .exporting import EXPORT_FORMATS, ExportError, export_graph
+from .ingest import Ingestor, IngestResult, MalformedJSON, decode_json
+from .iris import IriMinter
+from .named_queries import QueryParameterError, load_named_queries, run_named_query
+from .sparql_protocol import ProtocolError, execute, request_from
+from .store import LineageStore
+from .validation import EventValidator, Fault
+
+
+def _problem(status: int, message: str, errors: list[Fault] | None = None, **extra: Any) -> JSONResponse:
+    body: dict[str, Any] = {"error": message}
+    if errors:
+        body["errors"] = [f.as_dict() for f in errors]
+    body.update(extra)
+    return JSONResponse(body, status_code=status)
+
+
+async def _json_body(request: Request) -> Any:
+    """The request body as JSON, gunzipped when ``Content-Encoding: gzip``.
+    Raises :class:`MalformedJSON` (answered 400) or ``ValueError`` for 415."""
+    ctype = (request.headers.get("content-type") or "application/json").split(";", 1)[0].strip().lower()
+    if ctype != "application/json" and not ctype.endswith("+json"):
+        raise ValueError(f"send events as application/json, not {ctype}")
+    body = await request.body()
+    encoding = (request.headers.get("content-encoding") or "identity").strip().lower()
+    if encoding == "gzip":
+        try:
+            body = gzip.decompress(body)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise MalformedJSON(f"body is not valid gzip: {exc}") from exc
+    elif encoding != "identity":
+        raise ValueError(f"unsupported Content-Encoding {encoding!r} (use gzip or none)")
+    if not body.strip():
+        raise MalformedJSON("empty body: expected an OpenLineage event as JSON")
+    return decode_json(body)
+
+
+def create_app(store: LineageStore, validator: EventValidator, minter: IriMinter) -> FastAPI:
+    """Build the service around an open store. Inputs are shared, not copied."""
+    app = FastAPI(title="provkg", version=__version__,
+                  description="OpenLineage events in, a W3C PROV-O knowledge graph out over SPARQL.")
+    ingestor = Ingestor(store, validator, minter)
+    named = load_named_queries()
+
+    def answer(result: IngestResult) -> JSONResponse:
+        if result.status == "rejected":
+            return _problem(422, "event does not conform to OpenLineage 2-0-2", result.faults)
+        return JSONResponse(result.as_dict(), status_code=201 if result.status == "accepted" else 200)
+
+    @app.post("/api/v1/lineage", summary="Post one OpenLineage event (RunEvent, DatasetEvent or JobEvent)")
+    async def post_lineage(request: Request) -> JSONResponse:
+        received = datetime.now(timezone.utc)
+        try:
+            event = await _json_body(request)
+        except MalformedJSON as exc:
+            return _problem(400, str(exc), [Fault("", str(exc))])
+        except ValueError as exc:
+            return _problem(415, str(exc))
+        return answer(ingestor.ingest(event, received_at=received))
+
+    @app.post("/api/v1/lineage/batch", summary="Post an array of OpenLineage events")
+    async def post_batch(request: Request) -> JSONResponse:
+        received = datetime.now(timezone.utc)
+        try:
+            events = await _json_body(request)
+        except MalformedJSON as exc:
+            return _problem(400, str(exc), [Fault("", str(exc))])
+        except ValueError as exc:
+            return _problem(415, str(exc))
+        if not isinstance(events, list):
+            return _problem(400, "a batch is a JSON array of OpenLineage events", [Fault("", "expected an array")])
+        results = [ingestor.ingest(e, received_at=received) for e in events]
+        failed = [(i, r) for i, r in enumerate(results) if r.status == "rejected"]
+        return JSONResponse({
+            "status": "partial_success" if failed else "success",
+            "summary": {"received": len(results), "successful": len(results) - len(failed),
+                        "failed": len(failed), "retriable": 0, "non_retriable": len(failed)},
+            "failed_events": [
+                {"index": i, "reason": "; ".join(f"{f.pointer or '/'}: {f.message}" for f in r.faults),
+                 "retriable": False, "errors": [f.as_dict() for f in r.faults]}
+                for i, r in failed
+            ],
+            "results": [r.as_dict() for r in results],
+        }, status_code=200)
+
+    async def sparql(request: Request) -> Response:
+        form = None
+        body = None
+        if request.method == "POST":
+            body = await request.body()
+            ctype = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+            if ctype == "application/x-www-form-urlencoded":
+                form = parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+        try:
+            req = request_from(request.method, request.headers.get("content-type"),
+                               list(request.query_params.multi_items()), form, body)
+            payload, media = execute(store, req, request.headers.get("accept"))
+        except ProtocolError as exc:
+            return _problem(exc.status, exc.message)
+        except UnicodeDecodeError:
+            return _problem(400, "the query is not UTF-8")
+        return Response(payload, media_type=media)
+
+    app.add_api_route("/sparql", sparql, methods=["GET", "POST"], summary="SPARQL 1.1 Protocol query endpoint")
+
+    @app.get("/api/v1/queries", summary="List the named queries and their parameters")
+    def list_queries() -> dict[str, Any]:
+        return {"queries": [q.describe() for q in named.values()]}
+
+    @app.get("/api/v1/queries/{name}", summary="Run a named query; parameters as query-string arguments")
+    def named_query(name: str, request: Request) -> JSONResponse:
+        query = named.get(name)
+        if query is None:
+            return _problem(404, f"no named query {name!r}; known: {', '.join(sorted(named))}")
+        try:
+            return JSONResponse(run_named_query(store, query, dict(request.query_params)).as_dict())
+        except QueryParameterError as exc:
+            return _problem(400, str(exc))
+
+    @app.get("/api/v1/export", summary="Export the whole graph or one named graph")
+    def export(format: str = "trig", graph: str | None = None) -> Response:
+        try:
+            payload, media = export_graph(store, format, graph)
+        except ExportError as exc:
+            return _problem(exc.status, str(exc))
+        return Response(payload, media_type=media)
+
+    @app.get("/api/v1/stats", summary="Counts of quads, distinct triples and event graphs")
+    def stats() -> dict[str, int]:
+        return store.stats()
+
+    @app.get("/healthz", summary="Liveness")
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/", summary="What this service offers")
+    def index() -> dict[str, Any]:
+        return {
+            "service": "provkg", "version": __version__,
+            "lineage": "/api/v1/lineage", "batch": "/api/v1/lineage/batch", "sparql": "/sparql",
+            "queries": "/api/v1/queries", "export": "/api/v1/export?format=" + "|".join(EXPORT_FORMATS),
+            "docs": "/docs",
+        }
+
+    return app

@@ -1,0 +1,114 @@
+"""The embedded on-disk RDF store (pyoxigraph / RocksDB) holding the lineage graph.
+
+One store directory per deployment (``--data DIR``, default ``./provkg-data``).
+Every event is one named graph; queries see the union of all graphs as their
+default graph (SPARQL 1.1 Query §13, dataset with union default graph).
+
+Concurrency: RocksDB allows one writer process per directory. A second process
+that opens the directory for writing gets :class:`StoreLocked`; read-only
+opens (``provkg query``, ``provkg export``) succeed alongside a running
+``provkg serve`` and see the graph as it was when they opened it.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Iterable
+
+from pyoxigraph import DefaultGraph, NamedNode, Quad, RdfFormat, Store
+
+from .vocab import PROVKG
+
+DEFAULT_DATA_DIR = "provkg-data"
+
+
+class StoreLocked(RuntimeError):
+    """The store directory is open for writing in another process."""
+
+
+class LineageStore:
+    """The lineage graph on disk.
+
+    Input: the store directory (created if missing); ``read_only=True`` opens
+    an existing store for reading only. Raises :class:`StoreLocked` when
+    another process holds the write lock, ``FileNotFoundError`` when a
+    read-only open finds no store, and ``OSError`` for other storage errors.
+    """
+
+    def __init__(self, path: str | Path = DEFAULT_DATA_DIR, read_only: bool = False):
+        self.path = Path(path)
+        self.read_only = read_only
+        try:
+            if read_only:
+                if not (self.path / "CURRENT").exists():
+                    raise FileNotFoundError(f"no provkg store at {self.path} (run `provkg ingest` or `provkg serve` first)")
+                self.store = Store.read_only(str(self.path))
+            else:
+                self.path.mkdir(parents=True, exist_ok=True)
+                self.store = Store(str(self.path))
+        except OSError as exc:
+            if "LOCK" in str(exc):
+                raise StoreLocked(
+                    f"the store at {self.path} is open in another process (a running `provkg serve`?). "
+                    "Post events to its HTTP API, or stop it first."
+                ) from exc
+            raise
+        # one writer at a time inside this process, so the duplicate check and
+        # the insert of an event graph are atomic together
+        self._write_lock = threading.Lock()
+
+    def add_graph(self, graph: NamedNode, quads: Iterable[Quad]) -> bool:
+        """Insert one event's named graph in a single transaction.
+
+        Output: True if written, False if a graph of that name already exists
+        (the same event was delivered before; nothing is changed).
+        """
+        with self._write_lock:
+            if self.store.contains_named_graph(graph):
+                return False
+            self.store.extend(quads)
+            return True
+
+    def has_graph(self, graph: NamedNode) -> bool:
+        return self.store.contains_named_graph(graph)
+
+    def query(self, sparql: str, **kwargs):
+        """Run a SPARQL 1.1 query; the default graph is the union of all graphs
+        unless ``default_graph`` is given. Raises ``SyntaxError`` on a bad query."""
+        if "default_graph" not in kwargs:
+            kwargs.setdefault("use_default_graph_as_union", True)
+        return self.store.query(sparql, **kwargs)
+
+    def event_graphs(self) -> list[NamedNode]:
+        """Names of the event graphs (those typed provkg:LineageEvent)."""
+        return [q.subject for q in self.store.quads_for_pattern(None, None, PROVKG.LineageEvent, None)
+                if isinstance(q.subject, NamedNode)]
+
+    def stats(self) -> dict[str, int]:
+        """Counts: ``quads`` (all), ``triples`` (distinct in the union), ``graphs`` (named graphs)."""
+        quads = len(self.store)
+        graphs = sum(1 for _ in self.store.named_graphs())
+        triples = next(iter(self.query("SELECT (COUNT(*) AS ?n) WHERE { SELECT DISTINCT ?s ?p ?o { ?s ?p ?o } }")))["n"]
+        return {"quads": quads, "triples": int(triples.value), "graphs": graphs}
+
+    def dump(self, fmt: RdfFormat, graph: NamedNode | None = None, prefixes: dict[str, str] | None = None) -> bytes:
+        """Serialise the whole dataset (TriG, N-Quads) or one graph, or the
+        union of all graphs for triple formats (Turtle, N-Triples, JSON-LD, RDF/XML)."""
+        if graph is not None:
+            return self.store.dump(format=fmt, from_graph=graph, prefixes=prefixes)
+        if fmt.supports_datasets:
+            return self.store.dump(format=fmt, prefixes=prefixes)
+        union = Store()  # in memory: the distinct triples of every graph
+        union.extend(Quad(t.subject, t.predicate, t.object) for t in self.query("CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }"))
+        return union.dump(format=fmt, from_graph=DefaultGraph(), prefixes=prefixes)
+
+    def flush(self) -> None:
+        if not self.read_only:
+            self.store.flush()
+
+    def is_empty(self) -> bool:
+        return len(self.store) == 0
+
+
+__all__ = ["LineageStore", "StoreLocked", "DEFAULT_DATA_DIR", "DefaultGraph"]

@@ -1,0 +1,50 @@
+"""RDF vocabularies provkg writes, as pyoxigraph terms.
+
+PROV-O (W3C Recommendation 2013), DCAT 3, Dublin Core Terms, W3C DQV, RDF/RDFS/
+XSD, and the provkg ontology (``ontologies/provkg.ttl``) for what those do not
+name.
+"""
+
+from __future__ import annotations
+
+from pyoxigraph import NamedNode
+
+
+class Namespace:
+    """An IRI prefix; ``NS.term`` and ``NS["term"]`` give the NamedNode."""
+
+    def __init__(self, iri: str):
+        self.iri = iri
+
+    def __getattr__(self, name: str) -> NamedNode:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return NamedNode(self.iri + name)
+
+    def __getitem__(self, name: str) -> NamedNode:
+        return NamedNode(self.iri + name)
+
+
+PROV = Namespace("http://www.w3.org/ns/prov#")
+DCAT = Namespace("http://www.w3.org/ns/dcat#")
+DCT = Namespace("http://purl.org/dc/terms/")
+DQV = Namespace("http://www.w3.org/ns/dqv#")
+RDF = Namespace("http://www.w3.org/1999/02/22-rdf-syntax-ns#")
+RDFS = Namespace("http://www.w3.org/2000/01/rdf-schema#")
+XSD = Namespace("http://www.w3.org/2001/XMLSchema#")
+OWL = Namespace("http://www.w3.org/2002/07/owl#")
+PROVKG = Namespace("https://w3id.org/provkg/ns#")
+
+A = RDF.type
+
+PREFIXES = {
+    "prov": PROV.iri,
+    "dcat": DCAT.iri,
+    "dct": DCT.iri,
+    "dqv": DQV.iri,
+    "rdf": RDF.iri,
+    "rdfs": RDFS.iri,
+    "xsd": XSD.iri,
+    "owl": OWL.iri,
+    "provkg": PROVKG.iri,
+}
