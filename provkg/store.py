@@ -1,8 +1,12 @@
 """The embedded on-disk RDF store (pyoxigraph / RocksDB) holding the lineage graph.
 
 One store directory per deployment (``--data DIR``, default ``./provkg-data``).
-Every event is one named graph; queries see the union of all graphs as their
-default graph (SPARQL 1.1 Query §13, dataset with union default graph).
+Every event is one named graph. The store's default graph is kept equal to the
+RDF merge of all event graphs: each triple is written to its event graph and
+to the default graph in the same transaction. So SPARQL queries see the union
+as a *set* of triples (SPARQL 1.1 Query §13.1, RDF merge) — pyoxigraph's own
+union-default-graph mode repeats a solution once per graph holding the triple,
+which would make COUNTs and joins wrong.
 
 Concurrency: RocksDB allows one writer process per directory. A second process
 that opens the directory for writing gets :class:`StoreLocked`; read-only
@@ -16,7 +20,7 @@ import threading
 from pathlib import Path
 from typing import Iterable
 
-from pyoxigraph import DefaultGraph, NamedNode, Quad, RdfFormat, Store
+from pyoxigraph import DefaultGraph, NamedNode, Quad, RdfFormat, Store, serialize
 
 from .vocab import PROVKG
 
@@ -67,41 +71,42 @@ class LineageStore:
         with self._write_lock:
             if self.store.contains_named_graph(graph):
                 return False
-            self.store.extend(quads)
+            quads = list(quads)
+            default = DefaultGraph()
+            self.store.extend(quads + [Quad(q.subject, q.predicate, q.object, default) for q in quads])
             return True
 
     def has_graph(self, graph: NamedNode) -> bool:
         return self.store.contains_named_graph(graph)
 
     def query(self, sparql: str, **kwargs):
-        """Run a SPARQL 1.1 query; the default graph is the union of all graphs
-        unless ``default_graph`` is given. Raises ``SyntaxError`` on a bad query."""
-        if "default_graph" not in kwargs:
-            kwargs.setdefault("use_default_graph_as_union", True)
+        """Run a SPARQL 1.1 query; the default graph is the union (merge) of all
+        event graphs unless ``default_graph`` is given. Raises ``SyntaxError``
+        on a bad query."""
         return self.store.query(sparql, **kwargs)
 
     def event_graphs(self) -> list[NamedNode]:
         """Names of the event graphs (those typed provkg:LineageEvent)."""
-        return [q.subject for q in self.store.quads_for_pattern(None, None, PROVKG.LineageEvent, None)
+        return [q.subject for q in self.store.quads_for_pattern(None, None, PROVKG.LineageEvent, DefaultGraph())
                 if isinstance(q.subject, NamedNode)]
 
     def stats(self) -> dict[str, int]:
         """Counts: ``quads`` (all), ``triples`` (distinct in the union), ``graphs`` (named graphs)."""
-        quads = len(self.store)
         graphs = sum(1 for _ in self.store.named_graphs())
-        triples = next(iter(self.query("SELECT (COUNT(*) AS ?n) WHERE { SELECT DISTINCT ?s ?p ?o { ?s ?p ?o } }")))["n"]
-        return {"quads": quads, "triples": int(triples.value), "graphs": graphs}
+        triples = int(next(iter(self.query("SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }")))["n"].value)
+        return {"quads": len(self.store) - triples, "triples": triples, "graphs": graphs}
 
     def dump(self, fmt: RdfFormat, graph: NamedNode | None = None, prefixes: dict[str, str] | None = None) -> bytes:
-        """Serialise the whole dataset (TriG, N-Quads) or one graph, or the
-        union of all graphs for triple formats (Turtle, N-Triples, JSON-LD, RDF/XML)."""
+        """Serialise one graph, or the event graphs (dataset formats: TriG,
+        N-Quads; the derived default graph is left out), or the union of all
+        graphs (triple formats: Turtle, N-Triples, JSON-LD, RDF/XML)."""
         if graph is not None:
             return self.store.dump(format=fmt, from_graph=graph, prefixes=prefixes)
         if fmt.supports_datasets:
-            return self.store.dump(format=fmt, prefixes=prefixes)
-        union = Store()  # in memory: the distinct triples of every graph
-        union.extend(Quad(t.subject, t.predicate, t.object) for t in self.query("CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }"))
-        return union.dump(format=fmt, from_graph=DefaultGraph(), prefixes=prefixes)
+            named = (q for q in self.store.quads_for_pattern(None, None, None, None)
+                     if not isinstance(q.graph_name, DefaultGraph))
+            return serialize(named, format=fmt, prefixes=prefixes)
+        return self.store.dump(format=fmt, from_graph=DefaultGraph(), prefixes=prefixes)
 
     def flush(self) -> None:
         if not self.read_only:

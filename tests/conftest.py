@@ -1,0 +1,110 @@
+"""Shared fixtures: the real OpenLineage corpora in ../shared, and a real
+``provkg serve`` subprocess on a loopback port with its own on-disk store."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("PROVKG_SHARED", REPO.parent / "shared"))
+EVENTS = SHARED / "openlineage" / "events"
+SPEC = SHARED / "openlineage" / "spec"
+
+
+def corpus_status() -> dict[Path, str]:
+    """Each event file's validation status as ``events/SOURCES.md`` records it
+    (e.g. ``core-valid:1`` or ``core-valid:1,facet-errors:1``)."""
+    status = {}
+    row = re.compile(r"^\| ([^|]+\.json) \|[^|]*\|[^|]*\|[^|]*\| \d+ \| ([^|]*) \|$")
+    for line in (EVENTS / "SOURCES.md").read_text("utf-8").splitlines():
+        m = row.match(line.strip())
+        if m and m.group(2).strip():
+            status[EVENTS / m.group(1).strip()] = m.group(2).strip()
+    return status
+
+
+def valid_files() -> list[Path]:
+    """Files whose every event the corpus records as valid (core-valid, no facet errors)."""
+    return sorted(p for p, s in corpus_status().items()
+                  if all(part.startswith("core-valid") for part in s.split(",")))
+
+
+def invalid_files() -> list[Path]:
+    return sorted(p for p, s in corpus_status().items() if p not in set(valid_files()))
+
+
+def load_events(path: Path) -> list[dict]:
+    doc = json.loads(path.read_text("utf-8"))
+    return doc if isinstance(doc, list) else [doc]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    data: Path
+    process: subprocess.Popen
+
+    def stats(self) -> dict:
+        return httpx.get(self.url + "/api/v1/stats", timeout=30).json()
+
+    def sparql_select(self, query: str) -> list[dict]:
+        r = httpx.post(self.url + "/sparql", data={"query": query},
+                       headers={"Accept": "application/sparql-results+json"}, timeout=60)
+        r.raise_for_status()
+        return [{k: v["value"] for k, v in b.items()} for b in r.json()["results"]["bindings"]]
+
+
+def start_server(data: Path, *extra: str) -> Server:
+    """Start ``provkg serve`` in a subprocess and wait until it answers."""
+    port = free_port()
+    env = {**os.environ, "PROVKG_OPENLINEAGE_SPEC": str(SPEC)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "provkg", "serve", "--host", "127.0.0.1", "--port", str(port),
+         "--data", str(data), *extra],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"provkg serve exited early:\n{proc.stdout.read()}")
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return Server(url, data, proc)
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("provkg serve did not answer within 60 s")
+
+
+def stop_server(server: Server) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A running provkg service with an empty store, one per test module."""
+    srv = start_server(tmp_path_factory.mktemp("store") / "data")
+    yield srv
+    stop_server(srv)
