@@ -22,7 +22,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Callable
 
 from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
 from openlineage.client.facet_v2 import (
@@ -393,7 +393,7 @@ class _Task:
     end: int
     reads: tuple[_Table, ...]
     writes: _Table
-    lineage: Any = None  # () -> ColumnLineageDatasetFacet
+    lineage: Callable[[], cl.ColumnLineageDatasetFacet] | None = None
     sql: str | None = None
     code_path: str | None = None
     hyperparameters: tuple[tuple[str, str], ...] = ()

@@ -13,9 +13,9 @@ The mapping, facet by facet, is documented in ``docs/mapping.md``. In short:
 - facets -> PROV / DCAT / DQV / Dublin Core terms; a facet with no mapping is
   kept whole as an ``rdf:JSON`` literal.
 
-Every triple depends only on the event itself, so the union of the event graphs
-does not depend on arrival order, and the same event twice yields the same
-triples.
+Every triple depends only on the event itself (except ``provkg:receivedAt``,
+which records delivery), so the union of the event graphs does not depend on
+arrival order, and the same event twice yields the same triples.
 """
 
 from __future__ import annotations
@@ -89,6 +89,18 @@ class MappedEvent:
     quads: list[Quad] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Measured:
+    """A dataset as one event touched it: ``entity`` is the version read or
+    written (or the dataset itself), ``name`` its OpenLineage name, ``run``
+    the run that touched it (None for JobEvents and DatasetEvents)."""
+
+    entity: NamedNode
+    dataset: NamedNode
+    name: str
+    run: NamedNode | None
+
+
 class _Builder:
     """Collects the quads of one event into its graph."""
 
@@ -132,7 +144,7 @@ class EventMapper:
         elif "dataset" in event:
             ds = event["dataset"]
             subject = self._dataset(b, ds["namespace"], ds["name"])
-            self._dataset_facets(b, subject, subject, ds.get("facets") or {}, run=None)
+            self._dataset_facets(b, _Measured(subject, subject, ds["name"], None), ds.get("facets") or {})
         else:
             subject = self._job_event(b, event)
         b.add(graph, PROVKG.about, subject)
@@ -172,7 +184,8 @@ class EventMapper:
 
         b.add(run, A, PROV.Activity)
         b.add(run, A, PROVKG.Run)
-        b.add(run, PROVKG.runId, Literal(run_id))
+        b.add(run, PROVKG.runId, Literal(run_id.lower()))
+        b.add(run, RDFS.label, Literal(f"{job_json['name']} run {run_id}"))
         b.add(run, PROVKG.job, job)
         producer = self._producer(b, event.get("producer"))
         if producer is not None:
@@ -196,8 +209,9 @@ class EventMapper:
             if event_type == "START":
                 b.add(usage, PROV.atTime, when)
             used[entity.value] = (dataset, entity, usage)
-            self._dataset_facets(b, dataset, entity, ds_json.get("facets") or {}, run=run)
-            self._io_facets(b, entity, run, ds_json.get("inputFacets") or {})
+            target = _Measured(entity, dataset, ds_json["name"], run)
+            self._dataset_facets(b, target, ds_json.get("facets") or {}, complete=event_type == "COMPLETE")
+            self._io_facets(b, target, ds_json.get("inputFacets") or {})
 
         for ds_json in event.get("outputs") or []:
             dataset = self._dataset(b, ds_json["namespace"], ds_json["name"])
@@ -209,9 +223,10 @@ class EventMapper:
                 # Outputs reported before completion (or by a failed run) are
                 # declared, not generated: PROV generation is evidence of a write.
                 b.add(run, PROVKG.declaredOutput, dataset)
-                target = dataset
-            self._dataset_facets(b, dataset, target, ds_json.get("facets") or {}, run=run)
-            self._io_facets(b, target, run, ds_json.get("outputFacets") or {})
+                version = dataset
+            target = _Measured(version, dataset, ds_json["name"], run)
+            self._dataset_facets(b, target, ds_json.get("facets") or {}, complete=event_type == "COMPLETE")
+            self._io_facets(b, target, ds_json.get("outputFacets") or {})
         return run
 
     def _associate(self, b: _Builder, run: NamedNode, agent: NamedNode, plan: NamedNode) -> None:
@@ -265,7 +280,9 @@ class EventMapper:
             for ds_json in event.get(side) or []:
                 dataset = self._dataset(b, ds_json["namespace"], ds_json["name"])
                 b.add(job, prop, dataset)
-                self._dataset_facets(b, dataset, dataset, ds_json.get("facets") or {}, run=None)
+                target = _Measured(dataset, dataset, ds_json["name"], None)
+                self._dataset_facets(b, target, ds_json.get("facets") or {})
+                self._io_facets(b, target, ds_json.get("inputFacets") or ds_json.get("outputFacets") or {})
         return job
 
     # -- datasets --------------------------------------------------------------
@@ -280,7 +297,8 @@ class EventMapper:
         b.add(ds, RDFS.label, Literal(name))
         return ds
 
-    def _version_node(self, b: _Builder, dataset: NamedNode, version: NamedNode) -> NamedNode:
+    def _version_node(self, b: _Builder, dataset: NamedNode, version: NamedNode, label: str) -> NamedNode:
+        b.add(version, RDFS.label, Literal(label))
         b.add(version, A, PROV.Entity)
         b.add(version, A, PROVKG.DatasetVersion)
         b.add(version, PROV.specializationOf, dataset)
@@ -300,15 +318,18 @@ class EventMapper:
         stated = self._stated_version(ds_json)
         if stated is None:
             return dataset
-        version = self._version_node(b, dataset, self.iri.dataset_version(dataset, stated))
+        version = self._version_node(b, dataset, self.iri.dataset_version(dataset, stated),
+                                     f"{ds_json['name']} version {stated}")
         b.add(version, DCAT.version, Literal(stated))
         return version
 
     def _output_version(self, b: _Builder, dataset: NamedNode, ds_json: dict, run_id: str) -> NamedNode:
         stated = self._stated_version(ds_json)
         if stated is None:
-            return self._version_node(b, dataset, self.iri.dataset_version_of_run(dataset, run_id))
-        version = self._version_node(b, dataset, self.iri.dataset_version(dataset, stated))
+            return self._version_node(b, dataset, self.iri.dataset_version_of_run(dataset, run_id),
+                                      f"{ds_json['name']} as written by run {run_id}")
+        version = self._version_node(b, dataset, self.iri.dataset_version(dataset, stated),
+                                     f"{ds_json['name']} version {stated}")
         b.add(version, DCAT.version, Literal(stated))
         return version
 
@@ -356,34 +377,49 @@ class EventMapper:
             "ownership": self._ownership,
         }, job, facets)
 
-    def _dataset_facets(self, b: _Builder, dataset: NamedNode, entity: NamedNode,
-                        facets: dict, run: NamedNode | None) -> None:
+    def _dataset_facets(self, b: _Builder, t: _Measured, facets: dict, complete: bool = True) -> None:
         """Dataset facets: descriptive ones go on the dataset, measured ones on
-        the entity (the version written or read)."""
-        handlers = {
-            "schema": lambda b_, ds, f: self._schema(b_, ds, f),
-            "columnLineage": lambda b_, ds, f: self._column_lineage(b_, ds, f, run),
-            "documentation": lambda b_, ds, f: self._documentation(b_, ds, f),
-            "ownership": lambda b_, ds, f: self._ownership(b_, ds, f),
-            "dataSource": lambda b_, ds, f: self._data_source(b_, ds, f),
-            "symlinks": lambda b_, ds, f: self._symlinks(b_, ds, f),
-            "datasetType": lambda b_, ds, f: self._dataset_type(b_, ds, f),
-            "storage": lambda b_, ds, f: self._storage(b_, ds, f),
-            "version": lambda b_, ds, f: None,  # used to name the version entity
-            "lifecycleStateChange": lambda b_, ds, f: b_.text(entity, PROVKG.lifecycleStateChange, f.get("lifecycleStateChange")),
-            "dataQualityMetrics": lambda b_, ds, f: self._quality_metrics(b_, entity, run, f),
-            "dataQualityAssertions": lambda b_, ds, f: self._quality_assertions(b_, entity, run, f),
+        the entity (the version written or read). Column lineage is asserted by
+        COMPLETE run events and by JobEvents/DatasetEvents (static lineage);
+        in START/RUNNING/FAIL/ABORT events it is kept as JSON, like the
+        dataset-level derivation it refines."""
+        ds = t.dataset
+        handlers: dict[str, Callable] = {
+            "schema": lambda b_, _s, f: self._schema(b_, ds, f),
+            "documentation": lambda b_, _s, f: self._documentation(b_, ds, f),
+            "ownership": lambda b_, _s, f: self._ownership(b_, ds, f),
+            "dataSource": lambda b_, _s, f: self._data_source(b_, ds, f),
+            "symlinks": lambda b_, _s, f: self._symlinks(b_, ds, f),
+            "datasetType": lambda b_, _s, f: self._dataset_type(b_, ds, f),
+            "storage": lambda b_, _s, f: self._storage(b_, ds, f),
+            "version": lambda b_, _s, f: self._version_facet(b_, t, f),
+            "lifecycleStateChange": lambda b_, _s, f: b_.text(t.entity, PROVKG.lifecycleStateChange,
+                                                              f.get("lifecycleStateChange")),
+            "dataQualityMetrics": lambda b_, _s, f: self._quality_metrics(b_, t, f, "dataQualityMetrics"),
+            "dataQualityAssertions": lambda b_, _s, f: self._quality_assertions(b_, t, f),
         }
-        self._apply(b, handlers, dataset, facets)
+        if complete:
+            handlers["columnLineage"] = lambda b_, _s, f: self._column_lineage(b_, ds, f, t.run)
+        self._apply(b, handlers, ds, facets)
 
-    def _io_facets(self, b: _Builder, entity: NamedNode, run: NamedNode, facets: dict) -> None:
+    def _io_facets(self, b: _Builder, t: _Measured, facets: dict) -> None:
         handlers = {
-            "dataQualityMetrics": lambda b_, e, f: self._quality_metrics(b_, e, run, f),
-            "dataQualityAssertions": lambda b_, e, f: self._quality_assertions(b_, e, run, f),
-            "outputStatistics": lambda b_, e, f: self._statistics(b_, e, run, f, "outputStatistics"),
-            "inputStatistics": lambda b_, e, f: self._statistics(b_, e, run, f, "inputStatistics"),
+            "dataQualityMetrics": lambda b_, _s, f: self._quality_metrics(b_, t, f, "dataQualityMetrics"),
+            "dataQualityAssertions": lambda b_, _s, f: self._quality_assertions(b_, t, f),
+            "outputStatistics": lambda b_, _s, f: self._statistics(b_, t, f, "outputStatistics"),
+            "inputStatistics": lambda b_, _s, f: self._statistics(b_, t, f, "inputStatistics"),
         }
-        self._apply(b, handlers, entity, facets)
+        self._apply(b, handlers, t.entity, facets)
+
+    def _version_facet(self, b: _Builder, t: _Measured, facet: dict) -> None:
+        """The version facet names the entity read or written (see
+        ``_input_entity``/``_output_version``); where no version entity was
+        made (declared outputs, static events) it still records the version."""
+        stated = facet.get("datasetVersion")
+        if isinstance(stated, str) and t.entity == t.dataset:
+            version = self._version_node(b, t.dataset, self.iri.dataset_version(t.dataset, stated),
+                                         f"{t.name} version {stated}")
+            b.add(version, DCAT.version, Literal(stated))
 
     # run facets
 
@@ -400,7 +436,7 @@ class EventMapper:
             b.add(run, prop, parent_run)
             b.add(parent_run, A, PROV.Activity)
             b.add(parent_run, A, PROVKG.Run)
-            b.add(parent_run, PROVKG.runId, Literal(str(part["runId"])))
+            b.add(parent_run, PROVKG.runId, Literal(str(part["runId"]).lower()))
             if isinstance(job_part, dict) and "namespace" in job_part and "name" in job_part:
                 parent_job = self.iri.job(job_part["namespace"], job_part["name"])
                 b.add(parent_job, A, PROV.Plan)
@@ -422,9 +458,9 @@ class EventMapper:
 
     def _processing_engine(self, b: _Builder, run: NamedNode, facet: dict, job: NamedNode) -> None:
         name, version = facet.get("name"), facet.get("version")
-        if not isinstance(version, str):
-            return
-        engine = self.iri.engine(name if isinstance(name, str) else "", version)
+        name = name if isinstance(name, str) else ""
+        version = version if isinstance(version, str) else ""
+        engine = self.iri.engine(name, version)
         b.add(engine, A, PROV.SoftwareAgent)
         b.text(engine, RDFS.label, name)
         b.text(engine, PROVKG.softwareVersion, version)
@@ -508,7 +544,8 @@ class EventMapper:
                 in_col = self._input_column(b, inp)
                 if in_col is None:
                     continue
-                derivation = self.iri.child(out_col, "derivation", in_col.value)
+                # one qualified derivation per run: two runs may transform differently
+                derivation = self.iri.child(out_col, "derivation", in_col.value, run.value if run else "")
                 b.add(out_col, PROV.wasDerivedFrom, in_col)
                 b.add(out_col, PROV.qualifiedDerivation, derivation)
                 b.add(derivation, A, PROV.Derivation)
@@ -577,60 +614,58 @@ class EventMapper:
 
     # quality (W3C DQV)
 
-    def _measurement(self, b: _Builder, entity: NamedNode, run: NamedNode | None, metric: NamedNode,
-                     value: Any, column: str | None = None, level: str | None = None) -> None:
+    def _measurement(self, b: _Builder, t: _Measured, source: str, metric: NamedNode, value: Any,
+                     column: str | None = None, level: str | None = None) -> NamedNode | None:
+        """One dqv:QualityMeasurement, named per event graph and facet so two
+        reports of the same metric (START and COMPLETE, two facets) stay apart."""
         literal = _typed(value)
         if literal is None:
-            return
-        keys = [metric.value, column or "", level or "", run.value if run is not None else b.graph.value]
-        m = self.iri.child(entity, "measurement", *keys)
+            return None
+        m = self.iri.child(t.entity, "measurement", b.graph.value, source, metric.value, column or "", level or "")
         b.add(m, A, DQV.QualityMeasurement)
-        b.add(m, DQV.computedOn, entity)
+        b.add(m, DQV.computedOn, t.entity)
         b.add(m, DQV.isMeasurementOf, metric)
         b.add(m, DQV.value, literal)
-        b.add(entity, DQV.hasQualityMeasurement, m)
-        if run is not None:
-            b.add(m, PROV.wasGeneratedBy, run)
+        b.add(m, PROVKG.sourceFacet, Literal(source))
+        b.add(t.entity, DQV.hasQualityMeasurement, m)
+        if t.run is not None:
+            b.add(m, PROV.wasGeneratedBy, t.run)
         if column is not None:
-            b.add(m, PROVKG.column, self._column(b, self._dataset_of(entity), column))
+            b.add(m, PROVKG.column, self._column(b, t.dataset, column))
         if level is not None:
             b.add(m, PROVKG.quantileLevel, Literal(level))
+        return m
 
-    @staticmethod
-    def _dataset_of(entity: NamedNode) -> NamedNode:
-        # version IRIs extend their dataset's IRI: .../version/<v> or .../run/<id>
-        for marker in ("/version/", "/run/"):
-            if marker in entity.value:
-                return NamedNode(entity.value.rsplit(marker, 1)[0])
-        return entity
-
-    def _quality_metrics(self, b: _Builder, entity: NamedNode, run: NamedNode | None, facet: dict) -> None:
+    def _quality_metrics(self, b: _Builder, t: _Measured, facet: dict, source: str) -> None:
         for key, metric in (("rowCount", PROVKG.rowCount), ("bytes", PROVKG.byteCount),
                             ("fileCount", PROVKG.fileCount)):
-            self._measurement(b, entity, run, metric, facet.get(key))
-        b.add(entity, PROVKG.lastUpdated, time_literal(facet.get("lastUpdated")))
+            self._measurement(b, t, source, metric, facet.get(key))
+        b.add(t.entity, PROVKG.lastUpdated, time_literal(facet.get("lastUpdated")))
         for column, metrics in (facet.get("columnMetrics") or {}).items():
             if not isinstance(metrics, dict):
                 continue
             for key in ("nullCount", "distinctCount", "sum", "count", "min", "max"):
-                self._measurement(b, entity, run, PROVKG[key], metrics.get(key), column=column)
+                self._measurement(b, t, source, PROVKG[key], metrics.get(key), column=column)
             for level, value in (metrics.get("quantiles") or {}).items():
-                self._measurement(b, entity, run, PROVKG.quantile, value, column=column, level=str(level))
+                self._measurement(b, t, source, PROVKG.quantile, value, column=column, level=str(level))
 
-    def _quality_assertions(self, b: _Builder, entity: NamedNode, run: NamedNode | None, facet: dict) -> None:
-        for a in facet.get("assertions") or []:
+    def _quality_assertions(self, b: _Builder, t: _Measured, facet: dict) -> None:
+        for i, a in enumerate(facet.get("assertions") or []):
             if not isinstance(a, dict) or not isinstance(a.get("assertion"), str):
                 continue
             metric = self.iri.assertion(a["assertion"])
             b.add(metric, A, DQV.Metric)
             b.add(metric, RDFS.label, Literal(a["assertion"]))
             column = a.get("column") if isinstance(a.get("column"), str) else None
-            self._measurement(b, entity, run, metric, a.get("success"), column=column)
+            # the position keeps two assertions of one kind on one column apart
+            m = self._measurement(b, t, f"dataQualityAssertions/{i}", metric, a.get("success"), column=column)
+            if m is not None:
+                b.text(m, PROVKG.assertionSeverity, a.get("severity"))
 
-    def _statistics(self, b: _Builder, entity: NamedNode, run: NamedNode, facet: dict, _kind: str) -> None:
+    def _statistics(self, b: _Builder, t: _Measured, facet: dict, source: str) -> None:
         for key, metric in (("rowCount", PROVKG.rowCount), ("size", PROVKG.byteCount),
                             ("fileCount", PROVKG.fileCount)):
-            self._measurement(b, entity, run, metric, facet.get(key))
+            self._measurement(b, t, source, metric, facet.get(key))
 
 
 __all__ = ["EventMapper", "MappedEvent", "time_literal", "json_literal"]

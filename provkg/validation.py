@@ -11,8 +11,10 @@ extends (RunFacet, JobFacet, DatasetFacet, InputDatasetFacet,
 OutputDatasetFacet). Its schema version is the one named in its ``_schemaURL``
 when that exact ``$id`` is held; otherwise the newest held version of the same
 MODEL (major) version, since SchemaVer ADDITION and REVISION changes only add
-optional fields (``spec/Versioning.md``). Facets with keys no standard facet
-uses are custom facets: they are kept, checked only against BaseFacet.
+optional fields (``spec/Versioning.md``); a MODEL version provkg does not hold
+is checked only as a BaseFacet; a ``_schemaURL`` that names no facet version
+(``#MyCustomJobFacet``) gets the newest held version. Facets with keys no
+standard facet uses are custom facets: kept, and checked only as BaseFacet.
 
 Real emitters omit ``schemaURL``; a missing one is accepted and recorded as
 absent (see :func:`validate_event`).
@@ -167,8 +169,9 @@ class EventValidator:
             wanted = _version_of(base)
             if wanted != (0, 0, 0):
                 same_model = [f for f in versions if f.version[0] == wanted[0]]
-                if same_model:
-                    return same_model[0]
+                # a MODEL version we do not hold is not comparable with the
+                # ones we do: the facet is checked only as a BaseFacet
+                return same_model[0] if same_model else None
         return versions[0]
 
     def validate(self, event: Any) -> list[Fault]:

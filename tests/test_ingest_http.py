@@ -99,6 +99,8 @@ def _column_lineage_read_off(directory: str) -> set[tuple]:
     pairs = set()
     for path in sorted((EVENTS / directory).glob("*.json")):
         for e in load_events(path):
+            if e["eventType"] != "COMPLETE":  # column lineage is asserted by completed runs
+                continue
             for out in e.get("outputs", []):
                 facet = out.get("facets", {}).get("columnLineage")
                 for field, spec in (facet or {}).get("fields", {}).items():
