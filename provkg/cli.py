@@ -11,6 +11,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 from typing import Optional
+from urllib.parse import quote
 
 import typer
 from rich.console import Console
@@ -102,12 +103,13 @@ def _try_this(url: str, store: LineageStore) -> str:
         "SELECT ?d WHERE { ?d a provkg:Dataset ; prov:wasDerivedFrom ?x . FILTER NOT EXISTS { ?y prov:wasDerivedFrom ?d } } "
         "ORDER BY ?d LIMIT 1")), None)
     node = example["d"].value if example else "<dataset IRI>"
+    node_param = quote(node, safe=":/")  # a query-string value: its own % signs must be escaped
     return (
         "Try:\n"
         f"  curl -s {url}/sparql --data-urlencode 'query=SELECT ?job (COUNT(?run) AS ?runs) "
         "WHERE {{ ?run <https://w3id.org/provkg/ns#job> ?job }} GROUP BY ?job' "
         "-H 'Accept: text/csv'\n"
-        f"  curl -s '{url}/api/v1/queries/backward-provenance?node={node}&depth=3'\n"
+        f"  curl -s '{url}/api/v1/queries/backward-provenance?node={node_param}&depth=3'\n"
         f"  provkg query backward-provenance --param node={node} --data {store.path}   (after stopping the server,"
         " or read-only beside it)\n"
         f"  API docs: {url}/docs    Post OpenLineage events to {url}/api/v1/lineage"

@@ -170,6 +170,7 @@ class EventMapper:
         agent = self.iri.producer(producer)
         b.add(agent, A, PROV.SoftwareAgent)
         b.add(agent, PROVKG.producerURI, Literal(producer, datatype=XSD.anyURI))
+        b.add(agent, RDFS.label, Literal(producer))
         return agent
 
     # -- runs ------------------------------------------------------------------

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 
 import mimeparse
-from pyoxigraph import NamedNode, QueryBoolean, QueryResultsFormat, QuerySolutions, RdfFormat
+from pyoxigraph import DefaultGraph, NamedNode, Quad, QueryBoolean, QueryResultsFormat, QuerySolutions, RdfFormat, Store
 
 from .store import LineageStore
 
@@ -43,7 +43,8 @@ _RESULT_ORDER = list(RESULT_FORMATS)
 _GRAPH_ORDER = list(GRAPH_FORMATS)
 
 _UPDATE_KEYWORDS = re.compile(
-    r"^\s*(?:(?:PREFIX\s+\S*\s*<[^>]*>|BASE\s*<[^>]*>)\s*)*(INSERT|DELETE|LOAD|CLEAR|CREATE|DROP|COPY|MOVE|ADD|WITH)\b",
+    r"^\s*(?:(?:PREFIX\s+\S*\s*<[^>]*>|BASE\s*<[^>]*>|#[^\n]*)\s*)*"
+    r"(INSERT|DELETE|LOAD|CLEAR|CREATE|DROP|COPY|MOVE|ADD|WITH)\b",
     re.IGNORECASE,
 )
 
@@ -109,6 +110,17 @@ def request_from(method: str, content_type: str | None, query_params: list[tuple
     )
 
 
+def _merged(store: LineageStore, defaults: list[NamedNode], named: list[NamedNode] | None) -> Store:
+    """An in-memory store whose default graph is the merge of ``defaults`` and
+    whose named graphs are ``named`` (all event graphs when None)."""
+    merged = Store()
+    merged.extend(Quad(q.subject, q.predicate, q.object, DefaultGraph())
+                  for g in defaults for q in store.store.quads_for_pattern(None, None, None, g))
+    for g in named if named is not None else store.event_graphs():
+        merged.extend(store.store.quads_for_pattern(None, None, None, g))
+    return merged
+
+
 def execute(store: LineageStore, req: SparqlRequest, accept: str | None) -> tuple[bytes, str]:
     """Evaluate the query and serialise the answer for ``accept``.
 
@@ -116,14 +128,20 @@ def execute(store: LineageStore, req: SparqlRequest, accept: str | None) -> tupl
     a syntax error or a bad graph IRI, 406 when no offered format matches."""
     kwargs = {}
     try:
-        if req.default_graphs:
-            kwargs["default_graph"] = [NamedNode(g) for g in req.default_graphs]
+        defaults = [NamedNode(g) for g in req.default_graphs]
         if req.named_graphs:
             kwargs["named_graphs"] = [NamedNode(g) for g in req.named_graphs]
     except ValueError as exc:
         raise ProtocolError(400, f"bad graph IRI: {exc}") from None
+    target = store
+    if len(defaults) == 1:
+        kwargs["default_graph"] = defaults
+    elif len(defaults) > 1:
+        # pyoxigraph joins several default graphs as a multiset; the protocol
+        # (SPARQL 1.1 Query §13.2.1) asks for their RDF merge, so build it
+        target = _merged(store, defaults, kwargs.pop("named_graphs", None))
     try:
-        result = store.query(req.query, **kwargs)
+        result = target.query(req.query, **kwargs)
     except SyntaxError as exc:
         raise ProtocolError(400, f"SPARQL syntax error: {exc}") from None
     if isinstance(result, (QuerySolutions, QueryBoolean)):

@@ -100,9 +100,13 @@ class LineageStore:
         """Serialise one graph, or the event graphs (dataset formats: TriG,
         N-Quads; the derived default graph is left out), or the union of all
         graphs (triple formats: Turtle, N-Triples, JSON-LD, RDF/XML)."""
+        # pyoxigraph counts JSON-LD as a dataset format; provkg exports it as one graph
+        keeps_graphs = fmt in (RdfFormat.TRIG, RdfFormat.N_QUADS)
         if graph is not None:
+            if keeps_graphs:  # keep the graph's name on its quads
+                return serialize(self.store.quads_for_pattern(None, None, None, graph), format=fmt, prefixes=prefixes)
             return self.store.dump(format=fmt, from_graph=graph, prefixes=prefixes)
-        if fmt.supports_datasets:
+        if keeps_graphs:
             named = (q for q in self.store.quads_for_pattern(None, None, None, None)
                      if not isinstance(q.graph_name, DefaultGraph))
             return serialize(named, format=fmt, prefixes=prefixes)
