@@ -58,6 +58,16 @@ async def _json_body(request: Request) -> Any:
     return decode_json(body)
 
 
+async def _read_json(request: Request) -> tuple[Any, JSONResponse | None]:
+    """(decoded body, None), or (None, the 400/415 answer saying why not)."""
+    try:
+        return await _json_body(request), None
+    except MalformedJSON as exc:
+        return None, _problem(400, str(exc), [Fault("", str(exc))])
+    except ValueError as exc:
+        return None, _problem(415, str(exc))
+
+
 def create_app(store: LineageStore, validator: EventValidator, minter: IriMinter) -> FastAPI:
     """Build the service around an open store. Inputs are shared, not copied."""
     app = FastAPI(title="provkg", version=__version__,
@@ -73,23 +83,17 @@ def create_app(store: LineageStore, validator: EventValidator, minter: IriMinter
     @app.post("/api/v1/lineage", summary="Post one OpenLineage event (RunEvent, DatasetEvent or JobEvent)")
     async def post_lineage(request: Request) -> JSONResponse:
         received = datetime.now(timezone.utc)
-        try:
-            event = await _json_body(request)
-        except MalformedJSON as exc:
-            return _problem(400, str(exc), [Fault("", str(exc))])
-        except ValueError as exc:
-            return _problem(415, str(exc))
+        event, problem = await _read_json(request)
+        if problem is not None:
+            return problem
         return answer(ingestor.ingest(event, received_at=received))
 
     @app.post("/api/v1/lineage/batch", summary="Post an array of OpenLineage events")
     async def post_batch(request: Request) -> JSONResponse:
         received = datetime.now(timezone.utc)
-        try:
-            events = await _json_body(request)
-        except MalformedJSON as exc:
-            return _problem(400, str(exc), [Fault("", str(exc))])
-        except ValueError as exc:
-            return _problem(415, str(exc))
+        events, problem = await _read_json(request)
+        if problem is not None:
+            return problem
         if not isinstance(events, list):
             return _problem(400, "a batch is a JSON array of OpenLineage events", [Fault("", "expected an array")])
         results = [ingestor.ingest(e, received_at=received) for e in events]
