@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from . import __version__
 from .exporting import EXPORT_FORMATS, ExportError, export_graph
@@ -86,7 +87,8 @@ def create_app(store: LineageStore, validator: EventValidator, minter: IriMinter
         event, problem = await _read_json(request)
         if problem is not None:
             return problem
-        return answer(ingestor.ingest(event, received_at=received))
+        # store writes and queries block: keep them off the event loop
+        return answer(await run_in_threadpool(ingestor.ingest, event, received_at=received))
 
     @app.post("/api/v1/lineage/batch", summary="Post an array of OpenLineage events")
     async def post_batch(request: Request) -> JSONResponse:
@@ -96,7 +98,7 @@ def create_app(store: LineageStore, validator: EventValidator, minter: IriMinter
             return problem
         if not isinstance(events, list):
             return _problem(400, "a batch is a JSON array of OpenLineage events", [Fault("", "expected an array")])
-        results = [ingestor.ingest(e, received_at=received) for e in events]
+        results = await run_in_threadpool(lambda: [ingestor.ingest(e, received_at=received) for e in events])
         failed = [(i, r) for i, r in enumerate(results) if r.status == "rejected"]
         return JSONResponse({
             "status": "partial_success" if failed else "success",
@@ -121,7 +123,7 @@ def create_app(store: LineageStore, validator: EventValidator, minter: IriMinter
         try:
             req = request_from(request.method, request.headers.get("content-type"),
                                list(request.query_params.multi_items()), form, body)
-            payload, media = execute(store, req, request.headers.get("accept"))
+            payload, media = await run_in_threadpool(execute, store, req, request.headers.get("accept"))
         except ProtocolError as exc:
             return _problem(exc.status, exc.message)
         except UnicodeDecodeError:

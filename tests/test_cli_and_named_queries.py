@@ -131,3 +131,16 @@ def test_named_queries_over_http(server):
     assert httpx.get(server.url + "/api/v1/queries/no-such-query").status_code == 404
     bad = httpx.get(server.url + "/api/v1/queries/forward-impact", params={"node": "<urn:a> } DROP ALL"})
     assert bad.status_code == 400
+
+
+def test_a_second_writer_is_refused_while_the_server_runs_and_readers_work(server):
+    event = load_events(AIRFLOW / "line_03.json")[0]
+    assert httpx.post(server.url + "/api/v1/lineage", json=event).status_code in (200, 201)
+    before = server.stats()
+    done = provkg("ingest", str(AIRFLOW / "line_05.json"), data=server.data)
+    assert done.returncode == 2
+    assert "open in another process" in done.stderr
+    assert server.stats() == before
+    # read-only commands work beside the running server
+    stats = provkg("stats", data=server.data)
+    assert stats.returncode == 0 and json.loads(stats.stdout)["graphs"] == before["graphs"]
