@@ -20,6 +20,7 @@ from typing import Any, Iterable, Iterator
 import rfc8785
 
 from .iris import IriMinter
+from .entailment import default_entailer
 from .mapping import EventMapper
 from .store import LineageStore
 from .validation import EventValidator, Fault
@@ -100,7 +101,7 @@ class Ingestor:
     def __init__(self, store: LineageStore, validator: EventValidator, minter: IriMinter):
         self.store = store
         self.validator = validator
-        self.mapper = EventMapper(minter)
+        self.mapper = EventMapper(minter, default_entailer())
 
     def ingest(self, event: Any, received_at: datetime | None = None, source: str | None = None) -> IngestResult:
         """Ingest one decoded event (OpenLineage 2-0-2 RunEvent, DatasetEvent or JobEvent)."""

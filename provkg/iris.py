@@ -82,6 +82,11 @@ class IriMinter:
     def assertion(self, name: str) -> NamedNode:
         return self._node("assertion", segment(name))
 
+    def mint(self, kind: str, *parts: str) -> NamedNode:
+        """``{base}{kind}/{part}/...`` with each part percent-encoded (subjects,
+        deployments, predictions, metrics, hyperparameters, consent records)."""
+        return self._node(kind, *(segment(p) for p in parts))
+
     def event_graph(self, content_hash: str) -> NamedNode:
         return self._node("event", segment(content_hash))
 

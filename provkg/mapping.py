@@ -21,59 +21,19 @@ arrival order, and the same event twice yields the same triples.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
 from pyoxigraph import Literal, NamedNode, Quad
 
+from .entailment import Entailer
+from .graph_builder import GraphBuilder, Measured, json_literal, time_literal, typed_literal
 from .iris import IriMinter
-from .vocab import DCAT, DCT, DQV, PROV, PROVKG, RDF, RDFS, XSD, A
-
-_XSD_DATE_TIME = re.compile(r"^-?\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?$")
-_XSD_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+from .mapping_ai import AI_FACETS, map_ai_lineage
+from .vocab import DCAT, DCT, DQV, PROV, PROVKG, RDFS, XSD, A
 
 TERMINAL_STATES = {"COMPLETE": PROVKG.Completed, "FAIL": PROVKG.Failed, "ABORT": PROVKG.Aborted}
-
-
-def time_literal(value: Any) -> Literal | None:
-    """An ``xsd:dateTime`` (or ``xsd:date``) literal for an OpenLineage time string.
-
-    Keeps the lexical form when it is already valid XSD (nanoseconds included);
-    normalises other ISO 8601 forms (``+1000`` offsets); returns a plain string
-    literal for text that is not a time, and None for a non-string.
-    """
-    if not isinstance(value, str):
-        return None
-    if _XSD_DATE_TIME.match(value):
-        return Literal(value, datatype=XSD.dateTime)
-    if _XSD_DATE.match(value):
-        return Literal(value, datatype=XSD.date)
-    try:
-        return Literal(datetime.fromisoformat(value.replace("Z", "+00:00")).isoformat(), datatype=XSD.dateTime)
-    except ValueError:
-        return Literal(value)
-
-
-def _typed(value: Any) -> Literal | None:
-    """A literal for a JSON scalar (bool before int: bool is an int in Python)."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return Literal("true" if value else "false", datatype=XSD.boolean)
-    if isinstance(value, int):
-        return Literal(str(value), datatype=XSD.integer)
-    if isinstance(value, float):
-        return Literal(repr(value), datatype=XSD.double)
-    if isinstance(value, str):
-        return Literal(value)
-    return json_literal(value)
-
-
-def json_literal(value: Any) -> Literal:
-    """An ``rdf:JSON`` literal (RDF 1.1 JSON datatype) with sorted keys."""
-    return Literal(json.dumps(value, sort_keys=True, ensure_ascii=False), datatype=RDF.JSON)
 
 
 @dataclass
@@ -89,38 +49,6 @@ class MappedEvent:
     quads: list[Quad] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class _Measured:
-    """A dataset as one event touched it: ``entity`` is the version read or
-    written (or the dataset itself), ``name`` its OpenLineage name, ``run``
-    the run that touched it (None for JobEvents and DatasetEvents)."""
-
-    entity: NamedNode
-    dataset: NamedNode
-    name: str
-    run: NamedNode | None
-
-
-class _Builder:
-    """Collects the quads of one event into its graph."""
-
-    def __init__(self, graph: NamedNode, minter: IriMinter):
-        self.graph = graph
-        self.iri = minter
-        self.quads: list[Quad] = []
-
-    def add(self, s: NamedNode, p: NamedNode, o: NamedNode | Literal | None) -> None:
-        if o is not None:
-            self.quads.append(Quad(s, p, o, self.graph))
-
-    def value(self, s: NamedNode, p: NamedNode, value: Any) -> None:
-        self.add(s, p, _typed(value))
-
-    def text(self, s: NamedNode, p: NamedNode, value: Any) -> None:
-        if isinstance(value, str) and value != "":
-            self.add(s, p, Literal(value))
-
-
 class EventMapper:
     """Maps OpenLineage events to PROV-O quads.
 
@@ -130,29 +58,36 @@ class EventMapper:
     does not raise.
     """
 
-    def __init__(self, minter: IriMinter):
+    def __init__(self, minter: IriMinter, entailer: "Entailer | None" = None):
         self.iri = minter
+        self.entailer = entailer
 
     # -- entry point ---------------------------------------------------------
 
     def map(self, event: dict, content_hash: str, received_at: datetime) -> MappedEvent:
         graph = self.iri.event_graph(content_hash)
-        b = _Builder(graph, self.iri)
+        b = GraphBuilder(graph, self.iri)
         self._event_metadata(b, event, content_hash, received_at)
         if isinstance(event.get("run"), dict) and "runId" in event["run"]:
             subject = self._run_event(b, event)
         elif "dataset" in event:
             ds = event["dataset"]
             subject = self._dataset(b, ds["namespace"], ds["name"])
-            self._dataset_facets(b, _Measured(subject, subject, ds["name"], None), ds.get("facets") or {})
+            target = Measured(subject, subject, ds["name"], None)
+            b.touched.append(("declared", target, ds))
+            self._dataset_facets(b, target, ds.get("facets") or {})
         else:
             subject = self._job_event(b, event)
         b.add(graph, PROVKG.about, subject)
-        return MappedEvent(graph, subject, list(dict.fromkeys(b.quads)))
+        map_ai_lineage(b, event)
+        quads = list(dict.fromkeys(b.quads))
+        if self.entailer is not None:
+            quads = self.entailer.materialise(quads)
+        return MappedEvent(graph, subject, quads)
 
     # -- event metadata --------------------------------------------------------
 
-    def _event_metadata(self, b: _Builder, event: dict, content_hash: str, received_at: datetime) -> None:
+    def _event_metadata(self, b: GraphBuilder, event: dict, content_hash: str, received_at: datetime) -> None:
         g = b.graph
         b.add(g, A, PROVKG.LineageEvent)
         b.add(g, A, PROV.Bundle)
@@ -164,7 +99,7 @@ class EventMapper:
         b.add(g, PROVKG.receivedAt, Literal(received_at.isoformat(), datatype=XSD.dateTime))
         b.add(g, PROVKG.contentHash, Literal(content_hash))
 
-    def _producer(self, b: _Builder, producer: Any) -> NamedNode | None:
+    def _producer(self, b: GraphBuilder, producer: Any) -> NamedNode | None:
         if not isinstance(producer, str):
             return None
         agent = self.iri.producer(producer)
@@ -175,11 +110,12 @@ class EventMapper:
 
     # -- runs ------------------------------------------------------------------
 
-    def _run_event(self, b: _Builder, event: dict) -> NamedNode:
+    def _run_event(self, b: GraphBuilder, event: dict) -> NamedNode:
         run_json, job_json = event["run"], event["job"]
         run_id = str(run_json["runId"])
         run = self.iri.run(run_id)
         job = self._job(b, job_json)
+        b.run, b.job = run, job
         event_type = event.get("eventType")
         when = time_literal(event.get("eventTime"))
 
@@ -210,7 +146,8 @@ class EventMapper:
             if event_type == "START":
                 b.add(usage, PROV.atTime, when)
             used[entity.value] = (dataset, entity, usage)
-            target = _Measured(entity, dataset, ds_json["name"], run)
+            target = Measured(entity, dataset, ds_json["name"], run)
+            b.touched.append(("input", target, ds_json))
             self._dataset_facets(b, target, ds_json.get("facets") or {}, complete=event_type == "COMPLETE")
             self._io_facets(b, target, ds_json.get("inputFacets") or {})
 
@@ -225,12 +162,13 @@ class EventMapper:
                 # declared, not generated: PROV generation is evidence of a write.
                 b.add(run, PROVKG.declaredOutput, dataset)
                 version = dataset
-            target = _Measured(version, dataset, ds_json["name"], run)
+            target = Measured(version, dataset, ds_json["name"], run)
+            b.touched.append(("output" if event_type == "COMPLETE" else "declared", target, ds_json))
             self._dataset_facets(b, target, ds_json.get("facets") or {}, complete=event_type == "COMPLETE")
             self._io_facets(b, target, ds_json.get("outputFacets") or {})
         return run
 
-    def _associate(self, b: _Builder, run: NamedNode, agent: NamedNode, plan: NamedNode) -> None:
+    def _associate(self, b: GraphBuilder, run: NamedNode, agent: NamedNode, plan: NamedNode) -> None:
         assoc = self.iri.child(run, "association", agent.value)
         b.add(run, PROV.wasAssociatedWith, agent)
         b.add(run, PROV.qualifiedAssociation, assoc)
@@ -238,7 +176,7 @@ class EventMapper:
         b.add(assoc, PROV.agent, agent)
         b.add(assoc, PROV.hadPlan, plan)
 
-    def _generation(self, b: _Builder, version: NamedNode, dataset: NamedNode, run: NamedNode,
+    def _generation(self, b: GraphBuilder, version: NamedNode, dataset: NamedNode, run: NamedNode,
                     when: Literal | None, used: dict[str, tuple[NamedNode, NamedNode, NamedNode]]) -> None:
         generation = self.iri.child(version, "generation", run.value)
         b.add(version, PROV.wasGeneratedBy, run)
@@ -265,7 +203,7 @@ class EventMapper:
 
     # -- jobs ------------------------------------------------------------------
 
-    def _job(self, b: _Builder, job_json: dict) -> NamedNode:
+    def _job(self, b: GraphBuilder, job_json: dict) -> NamedNode:
         job = self.iri.job(job_json["namespace"], job_json["name"])
         b.add(job, A, PROV.Plan)
         b.add(job, A, PROVKG.Job)
@@ -275,20 +213,22 @@ class EventMapper:
         self._job_facets(b, job, job_json.get("facets") or {})
         return job
 
-    def _job_event(self, b: _Builder, event: dict) -> NamedNode:
+    def _job_event(self, b: GraphBuilder, event: dict) -> NamedNode:
         job = self._job(b, event["job"])
+        b.job = job
         for side, prop in (("inputs", PROVKG.declaredInput), ("outputs", PROVKG.declaredOutput)):
             for ds_json in event.get(side) or []:
                 dataset = self._dataset(b, ds_json["namespace"], ds_json["name"])
                 b.add(job, prop, dataset)
-                target = _Measured(dataset, dataset, ds_json["name"], None)
+                target = Measured(dataset, dataset, ds_json["name"], None)
+                b.touched.append(("declared", target, ds_json))
                 self._dataset_facets(b, target, ds_json.get("facets") or {})
                 self._io_facets(b, target, ds_json.get("inputFacets") or ds_json.get("outputFacets") or {})
         return job
 
     # -- datasets --------------------------------------------------------------
 
-    def _dataset(self, b: _Builder, namespace: str, name: str) -> NamedNode:
+    def _dataset(self, b: GraphBuilder, namespace: str, name: str) -> NamedNode:
         ds = self.iri.dataset(namespace, name)
         b.add(ds, A, PROV.Entity)
         b.add(ds, A, DCAT.Dataset)
@@ -298,7 +238,7 @@ class EventMapper:
         b.add(ds, RDFS.label, Literal(name))
         return ds
 
-    def _version_node(self, b: _Builder, dataset: NamedNode, version: NamedNode, label: str) -> NamedNode:
+    def _version_node(self, b: GraphBuilder, dataset: NamedNode, version: NamedNode, label: str) -> NamedNode:
         b.add(version, RDFS.label, Literal(label))
         b.add(version, A, PROV.Entity)
         b.add(version, A, PROVKG.DatasetVersion)
@@ -309,12 +249,16 @@ class EventMapper:
 
     @staticmethod
     def _stated_version(ds_json: dict) -> str | None:
-        facet = (ds_json.get("facets") or {}).get("version")
+        facets = ds_json.get("facets") or {}
+        facet = facets.get("version")
         if isinstance(facet, dict) and isinstance(facet.get("datasetVersion"), str) and not facet.get("_deleted"):
             return facet["datasetVersion"]
+        model = facets.get("provkg_modelVersion")  # a model version names itself
+        if isinstance(model, dict) and isinstance(model.get("version"), str):
+            return model["version"]
         return None
 
-    def _input_entity(self, b: _Builder, dataset: NamedNode, ds_json: dict) -> NamedNode:
+    def _input_entity(self, b: GraphBuilder, dataset: NamedNode, ds_json: dict) -> NamedNode:
         """The entity a run used: the stated version, else the dataset itself."""
         stated = self._stated_version(ds_json)
         if stated is None:
@@ -324,7 +268,7 @@ class EventMapper:
         b.add(version, DCAT.version, Literal(stated))
         return version
 
-    def _output_version(self, b: _Builder, dataset: NamedNode, ds_json: dict, run_id: str) -> NamedNode:
+    def _output_version(self, b: GraphBuilder, dataset: NamedNode, ds_json: dict, run_id: str) -> NamedNode:
         stated = self._stated_version(ds_json)
         if stated is None:
             return self._version_node(b, dataset, self.iri.dataset_version_of_run(dataset, run_id),
@@ -336,7 +280,7 @@ class EventMapper:
 
     # -- facets ------------------------------------------------------------------
 
-    def _keep_facet(self, b: _Builder, subject: NamedNode, key: str, facet: Any) -> None:
+    def _keep_facet(self, b: GraphBuilder, subject: NamedNode, key: str, facet: Any) -> None:
         """A facet provkg does not map is kept whole, as JSON."""
         node = self.iri.child(subject, "facet", b.graph.value, key)
         b.add(subject, PROVKG.facet, node)
@@ -348,18 +292,18 @@ class EventMapper:
                 b.add(node, PROVKG.facetSchemaURL, Literal(facet["_schemaURL"], datatype=XSD.anyURI))
         b.add(node, PROVKG.facetJSON, json_literal(facet))
 
-    def _apply(self, b: _Builder, handlers: dict[str, Callable], subject: NamedNode,
+    def _apply(self, b: GraphBuilder, handlers: dict[str, Callable], subject: NamedNode,
                facets: dict, *args: Any) -> None:
         for key, facet in facets.items():
-            if isinstance(facet, dict) and facet.get("_deleted"):
-                continue
+            if (isinstance(facet, dict) and facet.get("_deleted")) or key in AI_FACETS:
+                continue  # deleted, or mapped by the AI-lineage pass
             handler = handlers.get(key)
             if handler is None or not isinstance(facet, dict):
                 self._keep_facet(b, subject, key, facet)
             else:
                 handler(b, subject, facet, *args)
 
-    def _run_facets(self, b: _Builder, run: NamedNode, job: NamedNode, facets: dict) -> None:
+    def _run_facets(self, b: GraphBuilder, run: NamedNode, job: NamedNode, facets: dict) -> None:
         self._apply(b, {
             "parent": self._parent,
             "nominalTime": self._nominal_time,
@@ -368,7 +312,7 @@ class EventMapper:
             "externalQuery": self._external_query,
         }, run, facets, job)
 
-    def _job_facets(self, b: _Builder, job: NamedNode, facets: dict) -> None:
+    def _job_facets(self, b: GraphBuilder, job: NamedNode, facets: dict) -> None:
         self._apply(b, {
             "sql": self._sql,
             "sourceCode": self._source_code,
@@ -378,7 +322,7 @@ class EventMapper:
             "ownership": self._ownership,
         }, job, facets)
 
-    def _dataset_facets(self, b: _Builder, t: _Measured, facets: dict, complete: bool = True) -> None:
+    def _dataset_facets(self, b: GraphBuilder, t: Measured, facets: dict, complete: bool = True) -> None:
         """Dataset facets: descriptive ones go on the dataset, measured ones on
         the entity (the version written or read). Column lineage is asserted by
         COMPLETE run events and by JobEvents/DatasetEvents (static lineage);
@@ -403,7 +347,7 @@ class EventMapper:
             handlers["columnLineage"] = lambda b_, _s, f: self._column_lineage(b_, ds, f, t.run)
         self._apply(b, handlers, ds, facets)
 
-    def _io_facets(self, b: _Builder, t: _Measured, facets: dict) -> None:
+    def _io_facets(self, b: GraphBuilder, t: Measured, facets: dict) -> None:
         handlers = {
             "dataQualityMetrics": lambda b_, _s, f: self._quality_metrics(b_, t, f, "dataQualityMetrics"),
             "dataQualityAssertions": lambda b_, _s, f: self._quality_assertions(b_, t, f),
@@ -412,7 +356,7 @@ class EventMapper:
         }
         self._apply(b, handlers, t.entity, facets)
 
-    def _version_facet(self, b: _Builder, t: _Measured, facet: dict) -> None:
+    def _version_facet(self, b: GraphBuilder, t: Measured, facet: dict) -> None:
         """The version facet names the entity read or written (see
         ``_input_entity``/``_output_version``); where no version entity was
         made (declared outputs, static events) it still records the version."""
@@ -424,7 +368,7 @@ class EventMapper:
 
     # run facets
 
-    def _parent(self, b: _Builder, run: NamedNode, facet: dict, job: NamedNode) -> None:
+    def _parent(self, b: GraphBuilder, run: NamedNode, facet: dict, job: NamedNode) -> None:
         # A parent run contains its child (an Airflow DAG run contains its task
         # runs): that is dct:isPartOf. prov:wasInformedBy would claim the child
         # used something the parent generated, which the facet does not say.
@@ -448,16 +392,16 @@ class EventMapper:
                 if key == "run" and parent_job != job:
                     b.add(job, DCT.isPartOf, parent_job)
 
-    def _nominal_time(self, b: _Builder, run: NamedNode, facet: dict, _job: NamedNode) -> None:
+    def _nominal_time(self, b: GraphBuilder, run: NamedNode, facet: dict, _job: NamedNode) -> None:
         b.add(run, PROVKG.nominalStartTime, time_literal(facet.get("nominalStartTime")))
         b.add(run, PROVKG.nominalEndTime, time_literal(facet.get("nominalEndTime")))
 
-    def _error_message(self, b: _Builder, run: NamedNode, facet: dict, _job: NamedNode) -> None:
+    def _error_message(self, b: GraphBuilder, run: NamedNode, facet: dict, _job: NamedNode) -> None:
         b.text(run, PROVKG.errorMessage, facet.get("message"))
         b.text(run, PROVKG.programmingLanguage, facet.get("programmingLanguage"))
         b.text(run, PROVKG.stackTrace, facet.get("stackTrace"))
 
-    def _processing_engine(self, b: _Builder, run: NamedNode, facet: dict, job: NamedNode) -> None:
+    def _processing_engine(self, b: GraphBuilder, run: NamedNode, facet: dict, job: NamedNode) -> None:
         name, version = facet.get("name"), facet.get("version")
         name = name if isinstance(name, str) else ""
         version = version if isinstance(version, str) else ""
@@ -468,21 +412,21 @@ class EventMapper:
         b.text(engine, PROVKG.openlineageAdapterVersion, facet.get("openlineageAdapterVersion"))
         self._associate(b, run, engine, job)
 
-    def _external_query(self, b: _Builder, run: NamedNode, facet: dict, _job: NamedNode) -> None:
+    def _external_query(self, b: GraphBuilder, run: NamedNode, facet: dict, _job: NamedNode) -> None:
         b.text(run, PROVKG.externalQueryId, facet.get("externalQueryId"))
         b.text(run, PROVKG.externalQuerySource, facet.get("source"))
 
     # job facets
 
-    def _sql(self, b: _Builder, job: NamedNode, facet: dict) -> None:
+    def _sql(self, b: GraphBuilder, job: NamedNode, facet: dict) -> None:
         b.text(job, PROVKG.sqlQuery, facet.get("query"))
         b.text(job, PROVKG.sqlDialect, facet.get("dialect"))
 
-    def _source_code(self, b: _Builder, job: NamedNode, facet: dict) -> None:
+    def _source_code(self, b: GraphBuilder, job: NamedNode, facet: dict) -> None:
         b.text(job, PROVKG.sourceCode, facet.get("sourceCode"))
         b.text(job, PROVKG.programmingLanguage, facet.get("language"))
 
-    def _source_code_location(self, b: _Builder, job: NamedNode, facet: dict) -> None:
+    def _source_code_location(self, b: GraphBuilder, job: NamedNode, facet: dict) -> None:
         for key, prop in (("type", PROVKG.vcsType), ("path", PROVKG.codePath), ("version", PROVKG.codeVersion),
                           ("tag", PROVKG.codeTag), ("branch", PROVKG.codeBranch)):
             b.text(job, prop, facet.get(key))
@@ -490,15 +434,15 @@ class EventMapper:
             if isinstance(facet.get(key), str):
                 b.add(job, prop, Literal(facet[key], datatype=XSD.anyURI))
 
-    def _job_type(self, b: _Builder, job: NamedNode, facet: dict) -> None:
+    def _job_type(self, b: GraphBuilder, job: NamedNode, facet: dict) -> None:
         b.text(job, PROVKG.jobType, facet.get("jobType"))
         b.text(job, PROVKG.integration, facet.get("integration"))
         b.text(job, PROVKG.processingType, facet.get("processingType"))
 
-    def _documentation(self, b: _Builder, subject: NamedNode, facet: dict) -> None:
+    def _documentation(self, b: GraphBuilder, subject: NamedNode, facet: dict) -> None:
         b.text(subject, DCT.description, facet.get("description"))
 
-    def _ownership(self, b: _Builder, subject: NamedNode, facet: dict) -> None:
+    def _ownership(self, b: GraphBuilder, subject: NamedNode, facet: dict) -> None:
         for owner in facet.get("owners") or []:
             if not isinstance(owner, dict) or not isinstance(owner.get("name"), str):
                 continue
@@ -510,7 +454,7 @@ class EventMapper:
 
     # dataset facets
 
-    def _schema(self, b: _Builder, dataset: NamedNode, facet: dict) -> None:
+    def _schema(self, b: GraphBuilder, dataset: NamedNode, facet: dict) -> None:
         def fields(items: Any, prefix: str) -> None:
             for position, f in enumerate(items or [], start=1):
                 if not isinstance(f, dict) or not isinstance(f.get("name"), str):
@@ -526,7 +470,7 @@ class EventMapper:
 
         fields(facet.get("fields"), "")
 
-    def _column(self, b: _Builder, dataset: NamedNode, path: str) -> NamedNode:
+    def _column(self, b: GraphBuilder, dataset: NamedNode, path: str) -> NamedNode:
         column = self.iri.column(dataset, path)
         b.add(column, A, PROV.Entity)
         b.add(column, A, PROVKG.Column)
@@ -536,7 +480,7 @@ class EventMapper:
         b.add(column, RDFS.label, Literal(path))
         return column
 
-    def _column_lineage(self, b: _Builder, dataset: NamedNode, facet: dict, run: NamedNode | None) -> None:
+    def _column_lineage(self, b: GraphBuilder, dataset: NamedNode, facet: dict, run: NamedNode | None) -> None:
         for out_name, spec in (facet.get("fields") or {}).items():
             if not isinstance(spec, dict):
                 continue
@@ -570,13 +514,13 @@ class EventMapper:
             for t in inp.get("transformations") or []:
                 self._transformation(b, influence, t)
 
-    def _input_column(self, b: _Builder, inp: Any) -> NamedNode | None:
+    def _input_column(self, b: GraphBuilder, inp: Any) -> NamedNode | None:
         if not isinstance(inp, dict) or not all(isinstance(inp.get(k), str) for k in ("namespace", "name", "field")):
             return None
         in_ds = self._dataset(b, inp["namespace"], inp["name"])
         return self._column(b, in_ds, inp["field"])
 
-    def _transformation(self, b: _Builder, influence: NamedNode, t: Any) -> None:
+    def _transformation(self, b: GraphBuilder, influence: NamedNode, t: Any) -> None:
         if not isinstance(t, dict):
             return
         node = self.iri.child(influence, "transformation", json.dumps(t, sort_keys=True))
@@ -587,7 +531,7 @@ class EventMapper:
         b.text(node, DCT.description, t.get("description"))
         b.value(node, PROVKG.masking, t.get("masking"))
 
-    def _data_source(self, b: _Builder, dataset: NamedNode, facet: dict) -> None:
+    def _data_source(self, b: GraphBuilder, dataset: NamedNode, facet: dict) -> None:
         name = facet.get("name")
         if not isinstance(name, str):
             return
@@ -598,28 +542,28 @@ class EventMapper:
             b.add(service, DCAT.endpointURL, Literal(facet["uri"], datatype=XSD.anyURI))
         b.add(dataset, DCAT.accessService, service)
 
-    def _symlinks(self, b: _Builder, dataset: NamedNode, facet: dict) -> None:
+    def _symlinks(self, b: GraphBuilder, dataset: NamedNode, facet: dict) -> None:
         for ident in facet.get("identifiers") or []:
             if isinstance(ident, dict) and isinstance(ident.get("namespace"), str) and isinstance(ident.get("name"), str):
                 other = self._dataset(b, ident["namespace"], ident["name"])
                 if other != dataset:
                     b.add(dataset, PROV.alternateOf, other)
 
-    def _dataset_type(self, b: _Builder, dataset: NamedNode, facet: dict) -> None:
+    def _dataset_type(self, b: GraphBuilder, dataset: NamedNode, facet: dict) -> None:
         b.text(dataset, PROVKG.datasetType, facet.get("datasetType"))
         b.text(dataset, PROVKG.datasetSubType, facet.get("subType"))
 
-    def _storage(self, b: _Builder, dataset: NamedNode, facet: dict) -> None:
+    def _storage(self, b: GraphBuilder, dataset: NamedNode, facet: dict) -> None:
         b.text(dataset, PROVKG.storageLayer, facet.get("storageLayer"))
         b.text(dataset, DCT.format, facet.get("fileFormat"))
 
     # quality (W3C DQV)
 
-    def _measurement(self, b: _Builder, t: _Measured, source: str, metric: NamedNode, value: Any,
+    def _measurement(self, b: GraphBuilder, t: Measured, source: str, metric: NamedNode, value: Any,
                      column: str | None = None, level: str | None = None) -> NamedNode | None:
         """One dqv:QualityMeasurement, named per event graph and facet so two
         reports of the same metric (START and COMPLETE, two facets) stay apart."""
-        literal = _typed(value)
+        literal = typed_literal(value)
         if literal is None:
             return None
         m = self.iri.child(t.entity, "measurement", b.graph.value, source, metric.value, column or "", level or "")
@@ -637,7 +581,7 @@ class EventMapper:
             b.add(m, PROVKG.quantileLevel, Literal(level))
         return m
 
-    def _quality_metrics(self, b: _Builder, t: _Measured, facet: dict, source: str) -> None:
+    def _quality_metrics(self, b: GraphBuilder, t: Measured, facet: dict, source: str) -> None:
         for key, metric in (("rowCount", PROVKG.rowCount), ("bytes", PROVKG.byteCount),
                             ("fileCount", PROVKG.fileCount)):
             self._measurement(b, t, source, metric, facet.get(key))
@@ -650,7 +594,7 @@ class EventMapper:
             for level, value in (metrics.get("quantiles") or {}).items():
                 self._measurement(b, t, source, PROVKG.quantile, value, column=column, level=str(level))
 
-    def _quality_assertions(self, b: _Builder, t: _Measured, facet: dict) -> None:
+    def _quality_assertions(self, b: GraphBuilder, t: Measured, facet: dict) -> None:
         for i, a in enumerate(facet.get("assertions") or []):
             if not isinstance(a, dict) or not isinstance(a.get("assertion"), str):
                 continue
@@ -663,7 +607,7 @@ class EventMapper:
             if m is not None:
                 b.text(m, PROVKG.assertionSeverity, a.get("severity"))
 
-    def _statistics(self, b: _Builder, t: _Measured, facet: dict, source: str) -> None:
+    def _statistics(self, b: GraphBuilder, t: Measured, facet: dict, source: str) -> None:
         for key, metric in (("rowCount", PROVKG.rowCount), ("size", PROVKG.byteCount),
                             ("fileCount", PROVKG.fileCount)):
             self._measurement(b, t, source, metric, facet.get(key))

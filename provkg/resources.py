@@ -1,7 +1,7 @@
 """Where provkg finds its data files: ontology, shapes, named queries and the
 OpenLineage specification it validates against.
 
-The ontology, shapes and queries live at the repository's top level. A source
+The ontology, shapes, queries and custom facet schemas live at the repository's top level. A source
 checkout (or an editable install) reads them there; a built wheel carries them
 under ``provkg/_resources``.
 
@@ -41,6 +41,11 @@ def queries_dir() -> Path:
 def ontologies_dir() -> Path:
     """Folder of the provkg ontology (Turtle)."""
     return _resource_dir("ontologies")
+
+
+def facets_dir() -> Path:
+    """Folder of the JSON Schemas of provkg's custom OpenLineage facets."""
+    return _resource_dir("facets")
 
 
 def shapes_dir() -> Path:

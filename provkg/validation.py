@@ -14,7 +14,9 @@ MODEL (major) version, since SchemaVer ADDITION and REVISION changes only add
 optional fields (``spec/Versioning.md``); a MODEL version provkg does not hold
 is checked only as a BaseFacet; a ``_schemaURL`` that names no facet version
 (``#MyCustomJobFacet``) gets the newest held version. Facets with keys no
-standard facet uses are custom facets: kept, and checked only as BaseFacet.
+standard facet uses are custom facets: kept, and checked only as BaseFacet —
+except provkg's own custom facets (``provkg_*``, schemas in ``facets/``),
+which are validated like standard ones.
 
 Real emitters omit ``schemaURL``; a missing one is accepted and recorded as
 absent (see :func:`validate_event`).
@@ -34,7 +36,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from .resources import openlineage_spec_dir
+from .resources import facets_dir, openlineage_spec_dir
 
 # JSON Schema 2020-12 treats "format" as an annotation. We check one format,
 # "date-time", because every time we map must be a time; but as ISO 8601 the
@@ -111,9 +113,9 @@ class EventValidator:
         core = json.loads((self.spec_dir / "OpenLineage.json").read_text("utf-8"))
         self.core_id: str = core["$id"]
         resources = [(core["$id"], Resource.from_contents(core, default_specification=DRAFT202012))]
-        facet_files = sorted(self.spec_dir.glob("facets/*.json")) + sorted(
-            self.spec_dir.glob("registry/**/facets/*.json")
-        )
+        facet_files = (sorted(self.spec_dir.glob("facets/*.json"))
+                       + sorted(self.spec_dir.glob("registry/**/facets/*.json"))
+                       + sorted(facets_dir().glob("*.json")))  # provkg's own custom facets
         facet_docs = []
         for path in facet_files:
             try:

@@ -1,8 +1,8 @@
 """RDF vocabularies provkg writes, as pyoxigraph terms.
 
 PROV-O (W3C Recommendation 2013), DCAT 3, Dublin Core Terms, W3C DQV, RDF/RDFS/
-XSD, and the provkg ontology (``ontologies/provkg.ttl``) for what those do not
-name.
+XSD, ML-Schema, DPV 2.x (with its AI and EU GDPR / AI Act extensions), FAIR4ML,
+and the provkg ontology (``ontologies/provkg.ttl``) for what those do not name.
 """
 
 from __future__ import annotations
@@ -34,6 +34,12 @@ RDFS = Namespace("http://www.w3.org/2000/01/rdf-schema#")
 XSD = Namespace("http://www.w3.org/2001/XMLSchema#")
 OWL = Namespace("http://www.w3.org/2002/07/owl#")
 PROVKG = Namespace("https://w3id.org/provkg/ns#")
+MLS = Namespace("http://www.w3.org/ns/mls#")
+DPV = Namespace("https://w3id.org/dpv#")
+DPV_AI = Namespace("https://w3id.org/dpv/ai#")
+EU_GDPR = Namespace("https://w3id.org/dpv/legal/eu/gdpr#")
+EU_AIACT = Namespace("https://w3id.org/dpv/legal/eu/aiact#")
+FAIR4ML = Namespace("https://w3id.org/fair4ml/")
 
 A = RDF.type
 
@@ -47,4 +53,10 @@ PREFIXES = {
     "xsd": XSD.iri,
     "owl": OWL.iri,
     "provkg": PROVKG.iri,
+    "mls": MLS.iri,
+    "dpv": DPV.iri,
+    "ai": DPV_AI.iri,
+    "eu-gdpr": EU_GDPR.iri,
+    "eu-aiact": EU_AIACT.iri,
+    "fair4ml": FAIR4ML.iri,
 }
