@@ -257,6 +257,66 @@ def stats(data: Path = DataOpt) -> None:
     sys.stdout.write(json.dumps(store.stats()) + "\n")
 
 
+@app.command()
+def report(
+    node: str = typer.Argument(..., help="IRI of a prediction or model version."),
+    fmt: str = typer.Option("markdown", "--format", "-f", help="markdown or html."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="File to write (default: stdout)."),
+    data: Path = DataOpt,
+) -> None:
+    """Write the provenance report of a prediction or model version (Markdown or HTML) for an auditor."""
+    from .report import prediction_report
+
+    store = _open_store(data, read_only=True)
+    try:
+        text = prediction_report(store, node, fmt)
+    except (QueryParameterError, ValueError) as exc:
+        raise _fail(str(exc))
+    if output:
+        output.write_text(text, encoding="utf-8")
+        err.print(f"wrote {output}")
+    else:
+        sys.stdout.write(text)
+
+
+@app.command("erasure-request")
+def erasure_request(
+    subject: str = typer.Argument(..., help="Pseudonymous identifier of the data subject (as emitters send it)."),
+    requested_by: str = typer.Option(..., "--requested-by", help="Who made the request (recorded as a prov:Agent)."),
+    article: str = typer.Option("A17", "--article", help="A17 (erasure) or A7-3 (consent withdrawal)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole answer as JSON."),
+    data: Path = DataOpt,
+    base_iri: str = BaseOpt,
+    spec: Optional[Path] = SpecOpt,
+) -> None:
+    """Answer a GDPR erasure / consent-withdrawal request and record it as provenance.
+
+    Lists every dataset version, model version, deployment and prediction the
+    subject's data reached, flags models trained after consent was withdrawn,
+    and stores the request itself as an OpenLineage run in the graph."""
+    from .erasure import handle_erasure_request
+
+    store = _open_store(data)
+    ingestor = Ingestor(store, _validator(spec), _minter(base_iri))
+    try:
+        outcome = handle_erasure_request(ingestor, subject, requested_by, article)
+    except (QueryParameterError, ValueError) as exc:
+        raise _fail(str(exc))
+    store.flush()
+    if as_json:
+        sys.stdout.write(json.dumps(outcome.as_dict(), indent=2) + "\n")
+        return
+    table = Table("kind", "node", "label", "reached by", title=f"erasure impact of {subject}")
+    for depth, _frm, rel, node, kind, label, _time in outcome.impact.rows:
+        table.add_row(kind, node, label or "", rel.rsplit("#", 1)[-1])
+    out.print(table)
+    for row in outcome.violations.rows:
+        out.print(f"[red]violation[/red]: {row[3] or row[2]} was trained at {row[5]} on data of {row[1] or row[0]}, "
+                  f"whose consent was withdrawn at {row[6]} (held in {row[8] or row[7]})")
+    out.print(f"findings: {json.dumps(outcome.findings)}; request recorded as run {outcome.event['run']['runId']} "
+              f"({outcome.recorded.status})")
+
+
 @app.command("demo-events")
 def demo_events_cmd(
     output: Path = typer.Argument(..., help="File to write the demo events to (.jsonl)."),

@@ -13,6 +13,10 @@ pasted into the query text, so no parameter value can change the query.
 A substituted variable must be in the query's projection (SEP-0007); parameters
 the query text does not use (``depth``) steer the post-processing only.
 
+A ``@diff a b`` query returns facts ``?aspect ?key ?side ?value`` (side
+"a" or "b"); provkg pivots them into one row per aspect and key with both
+values and the change.
+
 A ``@traversal from <param>`` query returns lineage edges
 (``?from ?relation ?to`` plus ``?toLabel ?toKind ?toTime``); provkg computes
 each reached node's depth (fewest steps from the start node, breadth-first)
@@ -30,10 +34,11 @@ from typing import Any
 from pyoxigraph import Literal, NamedNode, QuerySolutions, Variable
 
 from .resources import queries_dir
+from .graph_builder import time_literal
 from .store import LineageStore
 from .vocab import XSD
 
-_PARAM = re.compile(r"^#\s*@param\s+(\w+)\s+(iri|int|string)\s+(required|default=\S*)\s*(.*)$")
+_PARAM = re.compile(r"^#\s*@param\s+(\w+)\s+(iri|int|string|datetime|number)\s+(required|optional|default=\S*)\s*(.*)$")
 _IRI_FORBIDDEN = re.compile(r'[\x00-\x20<>"{}|^`\\]')
 
 
@@ -41,14 +46,14 @@ class QueryParameterError(ValueError):
     """A named-query parameter is missing, unknown or of the wrong type."""
 
 
-class UnknownQuery(KeyError):
-    """No named query of that name."""
+class UnknownNode(QueryParameterError):
+    """A traversal starts from a node the store holds nothing about."""
 
 
 @dataclass(frozen=True)
 class Parameter:
     name: str
-    type: str  # iri | int | string
+    type: str  # iri | int | number | datetime | string
     required: bool
     default: str | None
     description: str
@@ -67,11 +72,13 @@ class NamedQuery:
     parameters: list[Parameter]
     text: str
     traversal_from: str | None = None
+    diff: tuple[str, str] | None = None
     path: Path | None = None
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "summary": self.summary,
-                "parameters": [p.as_dict() for p in self.parameters], "traversal": self.traversal_from is not None}
+                "parameters": [p.as_dict() for p in self.parameters], "traversal": self.traversal_from is not None,
+                "diff": self.diff is not None}
 
     def bind(self, raw: dict[str, str]) -> tuple[dict[Variable, Any], dict[str, Any]]:
         """Check and convert raw string parameters.
@@ -89,6 +96,8 @@ class NamedQuery:
         for p in self.parameters:
             value = raw.get(p.name, p.default)
             if value is None:
+                if not p.required:
+                    continue  # an optional parameter left out stays unbound
                 raise QueryParameterError(f"parameter {p.name!r} ({p.type}) is required: {p.description}")
             if p.type == "iri":
                 if not value or _IRI_FORBIDDEN.search(value) or ":" not in value:
@@ -104,6 +113,18 @@ class NamedQuery:
                     raise QueryParameterError(f"parameter {p.name!r} must be >= 0, got {number}")
                 term = Literal(str(number), datatype=XSD.integer)
                 values[p.name] = number
+            elif p.type == "number":
+                try:
+                    number = float(value)
+                except ValueError:
+                    raise QueryParameterError(f"parameter {p.name!r} must be a number, got {value!r}") from None
+                term = Literal(repr(number), datatype=XSD.double)
+                values[p.name] = number
+            elif p.type == "datetime":
+                term = time_literal(value)
+                if term is None or term.datatype != XSD.dateTime:
+                    raise QueryParameterError(f"parameter {p.name!r} must be an ISO 8601 date-time, got {value!r}")
+                values[p.name] = value
             else:
                 term = Literal(value)
                 values[p.name] = value
@@ -125,6 +146,7 @@ def parse_query_file(path: Path) -> NamedQuery:
     summary_lines: list[str] = []
     params: list[Parameter] = []
     traversal = None
+    diff = None
     in_summary = False
     for line in text.splitlines():
         if not line.startswith("#"):
@@ -139,16 +161,22 @@ def parse_query_file(path: Path) -> NamedQuery:
             if not m:
                 raise ValueError(f"{path}: bad @param line: {line!r}")
             name, typ, req, desc = m.groups()
-            default = None if req == "required" else req.split("=", 1)[1]
+            default = req.split("=", 1)[1] if req.startswith("default=") else None
             params.append(Parameter(name, typ, req == "required", default, desc.strip()))
         elif body.startswith("@traversal"):
             in_summary = False
             traversal = body.split()[-1]
+        elif body.startswith("@diff"):
+            in_summary = False
+            sides = body.split()[1:]
+            if len(sides) != 2:
+                raise ValueError(f"{path}: @diff names two parameters: {line!r}")
+            diff = (sides[0], sides[1])
         elif in_summary and body:
             summary_lines.append(body)
         else:
             in_summary = False
-    return NamedQuery(path.stem, " ".join(summary_lines), params, text, traversal, path)
+    return NamedQuery(path.stem, " ".join(summary_lines), params, text, traversal, diff, path)
 
 
 def load_named_queries(folder: Path | None = None) -> dict[str, NamedQuery]:
@@ -166,10 +194,14 @@ class QueryAnswer:
     parameters: dict[str, Any]
     columns: list[str]
     rows: list[list[Any]] = field(default_factory=list)
+    summary: dict[str, int] | None = None  # traversals: distinct nodes reached, by kind
 
     def as_dict(self) -> dict[str, Any]:
-        return {"query": self.query, "parameters": self.parameters, "columns": self.columns,
-                "count": len(self.rows), "rows": [dict(zip(self.columns, r)) for r in self.rows]}
+        out = {"query": self.query, "parameters": self.parameters, "columns": self.columns,
+               "count": len(self.rows), "rows": [dict(zip(self.columns, r)) for r in self.rows]}
+        if self.summary is not None:
+            out["summary"] = self.summary
+        return out
 
 
 def _plain(term: Any) -> Any:
@@ -183,15 +215,79 @@ def _plain(term: Any) -> Any:
 def run_named_query(store: LineageStore, query: NamedQuery, raw_params: dict[str, str]) -> QueryAnswer:
     """Run a named query with raw string parameters (validated and bound).
 
-    Raises :class:`QueryParameterError` for bad parameters."""
+    Raises :class:`QueryParameterError` for bad parameters and :class:`UnknownNode`
+    when a traversal starts from a node the store does not hold."""
     subs, values = query.bind(raw_params)
     solutions = store.query(query.text, substitutions=subs)
     assert isinstance(solutions, QuerySolutions)
     names = [v.value for v in solutions.variables]
     raw_rows = [[_plain(s[n]) for n in names] for s in solutions]
+    if query.diff is not None:
+        return _diff(query.name, values, names, raw_rows)
     if query.traversal_from is None:
         return QueryAnswer(query.name, values, names, raw_rows)
+    start = values[query.traversal_from]
+    if not raw_rows and not store.query("ASK { { ?n ?p ?o } UNION { ?s ?p ?n } }",
+                                        substitutions={Variable("n"): NamedNode(start)}):
+        raise UnknownNode(f"the store holds nothing about {start} (is the IRI percent-encoded as in the store?)")
     return _traverse(query.name, values, values[query.traversal_from], names, raw_rows, values.get("depth"))
+
+
+def _diff(name: str, values: dict[str, Any], names: list[str], raw_rows: list[list[Any]]) -> QueryAnswer:
+    """Pivot (aspect, key, side, value) facts into one row per (aspect, key):
+    the values on side a and side b and whether they are unchanged, changed,
+    added (only in b) or removed (only in a)."""
+    idx = {n: i for i, n in enumerate(names)}
+    facts: dict[tuple[str, str], dict[str, set[str]]] = {}
+    for row in raw_rows:
+        sides = facts.setdefault((row[idx["aspect"]], row[idx["key"]]), {"a": set(), "b": set()})
+        sides[row[idx["side"]]].add(str(row[idx["value"]]))
+    rows = []
+    for (aspect, key), sides in sorted(facts.items()):
+        a, b = sides["a"], sides["b"]
+        change = "unchanged" if a == b else "added" if not a else "removed" if not b else "changed"
+        rows.append([aspect, key, ", ".join(sorted(a)) or None, ", ".join(sorted(b)) or None, change])
+    answer = QueryAnswer(name, values, ["aspect", "key", "a", "b", "change"], rows)
+    changes: dict[str, int] = {}
+    for row in rows:
+        changes[row[4]] = changes.get(row[4], 0) + 1
+    answer.summary = changes
+    return answer
+
+
+# most specific first: a node's kind is the first of these it is typed with
+_KINDS = [(iri, name) for name, iri in (
+    ("Prediction", "https://w3id.org/provkg/ns#Prediction"),
+    ("ModelVersion", "https://w3id.org/provkg/ns#ModelVersion"),
+    ("Model", "https://w3id.org/provkg/ns#Model"),
+    ("Deployment", "https://w3id.org/provkg/ns#Deployment"),
+    ("Feature", "https://w3id.org/provkg/ns#Feature"),
+    ("Column", "https://w3id.org/provkg/ns#Column"),
+    ("FeatureSet", "https://w3id.org/provkg/ns#FeatureSet"),
+    ("DatasetVersion", "https://w3id.org/provkg/ns#DatasetVersion"),
+    ("Dataset", "https://w3id.org/provkg/ns#Dataset"),
+    ("ErasureRequest", "https://w3id.org/provkg/ns#ErasureRequest"),
+    ("TrainingRun", "https://w3id.org/provkg/ns#TrainingRun"),
+    ("EvaluationRun", "https://w3id.org/provkg/ns#EvaluationRun"),
+    ("FeatureEngineeringRun", "https://w3id.org/provkg/ns#FeatureEngineeringRun"),
+    ("LabellingRun", "https://w3id.org/provkg/ns#LabellingRun"),
+    ("DeploymentRun", "https://w3id.org/provkg/ns#DeploymentRun"),
+    ("InferenceRun", "https://w3id.org/provkg/ns#InferenceRun"),
+    ("Run", "http://www.w3.org/ns/prov#Activity"),
+    ("Job", "http://www.w3.org/ns/prov#Plan"),
+    ("DataSubject", "https://w3id.org/dpv#DataSubject"),
+    ("ConsentRecord", "https://w3id.org/dpv#ConsentRecord"),
+    ("HyperParameterSetting", "http://www.w3.org/ns/mls#HyperParameterSetting"),
+    ("Agent", "http://www.w3.org/ns/prov#SoftwareAgent"),
+    ("Agent", "http://www.w3.org/ns/prov#Agent"),
+    ("Entity", "http://www.w3.org/ns/prov#Entity"),
+)]
+
+
+def kind_of(types: str | None) -> str:
+    """The most specific kind name for a space-separated list of type IRIs."""
+    present = set((types or "").split())
+    return next((name for iri, name in _KINDS if iri in present), "Entity")
 
 
 def _traverse(name: str, values: dict[str, Any], start: str, names: list[str], raw_rows: list[list[Any]],
@@ -211,9 +307,14 @@ def _traverse(name: str, values: dict[str, Any], start: str, names: list[str], r
         for row in sorted(out_edges.get(node, []), key=lambda r: (str(r[idx["relation"]]), str(r[idx["to"]]))):
             target = row[idx["to"]]
             ordered.append([depth[node] + 1, node, row[idx["relation"]], target,
-                            row[idx["toKind"]], row[idx["toLabel"]], row[idx["toTime"]]])
+                            kind_of(row[idx["toTypes"]]), row[idx["toLabel"]], row[idx["toTime"]]])
             if target not in depth:
                 depth[target] = depth[node] + 1
                 queue.append(target)
     columns = ["depth", "from", "relation", "node", "kind", "label", "time"]
-    return QueryAnswer(name, values, columns, ordered)
+    answer = QueryAnswer(name, values, columns, ordered)
+    kinds: dict[str, set[str]] = {}
+    for row in ordered:
+        kinds.setdefault(row[4], set()).add(row[3])
+    answer.summary = {kind: len(nodes) for kind, nodes in sorted(kinds.items())}
+    return answer

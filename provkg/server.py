@@ -25,7 +25,7 @@ from . import __version__
 from .exporting import EXPORT_FORMATS, ExportError, export_graph
 from .ingest import Ingestor, IngestResult, MalformedJSON, decode_json
 from .iris import IriMinter
-from .named_queries import QueryParameterError, load_named_queries, run_named_query
+from .named_queries import QueryParameterError, UnknownNode, load_named_queries, run_named_query
 from .sparql_protocol import ProtocolError, execute, request_from
 from .store import LineageStore
 from .validation import EventValidator, Fault
@@ -137,12 +137,15 @@ def create_app(store: LineageStore, validator: EventValidator, minter: IriMinter
         return {"queries": [q.describe() for q in named.values()]}
 
     @app.get("/api/v1/queries/{name}", summary="Run a named query; parameters as query-string arguments")
-    def named_query(name: str, request: Request) -> JSONResponse:
+    async def named_query(name: str, request: Request) -> JSONResponse:
         query = named.get(name)
         if query is None:
             return _problem(404, f"no named query {name!r}; known: {', '.join(sorted(named))}")
         try:
-            return JSONResponse(run_named_query(store, query, dict(request.query_params)).as_dict())
+            answer = await run_in_threadpool(run_named_query, store, query, dict(request.query_params))
+            return JSONResponse(answer.as_dict())
+        except UnknownNode as exc:
+            return _problem(404, str(exc))
         except QueryParameterError as exc:
             return _problem(400, str(exc))
 
@@ -153,6 +156,37 @@ def create_app(store: LineageStore, validator: EventValidator, minter: IriMinter
         except ExportError as exc:
             return _problem(exc.status, str(exc))
         return Response(payload, media_type=media)
+
+    @app.get("/api/v1/reports/prediction-provenance", summary="Provenance report of a prediction or model version")
+    def report(node: str, format: str = "markdown") -> Response:
+        from .report import prediction_report
+
+        try:
+            text = prediction_report(store, node, format)
+        except QueryParameterError as exc:
+            return _problem(400, str(exc))
+        except ValueError as exc:
+            return _problem(404 if "holds nothing" in str(exc) else 400, str(exc))
+        return Response(text, media_type="text/html" if format == "html" else "text/markdown")
+
+    @app.post("/api/v1/erasure-requests", summary="Answer and record a GDPR erasure / consent-withdrawal request",
+              status_code=201)
+    async def erasure_request(request: Request) -> JSONResponse:
+        from .erasure import handle_erasure_request
+
+        body, problem = await _read_json(request)
+        if problem is not None:
+            return problem
+        if not isinstance(body, dict) or not isinstance(body.get("subject"), str) \
+                or not isinstance(body.get("requestedBy"), str):
+            return _problem(422, "send {\"subject\": str, \"requestedBy\": str, \"article\": \"A17\" | \"A7-3\"}",
+                            [Fault("", "subject and requestedBy are required strings")])
+        try:
+            outcome = await run_in_threadpool(handle_erasure_request, ingestor, body["subject"], body["requestedBy"],
+                                              body.get("article", "A17"))
+        except (QueryParameterError, ValueError) as exc:
+            return _problem(422, str(exc))
+        return JSONResponse(outcome.as_dict(), status_code=201)
 
     @app.get("/api/v1/stats", summary="Counts of quads, distinct triples and event graphs")
     def stats() -> dict[str, int]:

@@ -39,7 +39,7 @@ DPV = Namespace("https://w3id.org/dpv#")
 DPV_AI = Namespace("https://w3id.org/dpv/ai#")
 EU_GDPR = Namespace("https://w3id.org/dpv/legal/eu/gdpr#")
 EU_AIACT = Namespace("https://w3id.org/dpv/legal/eu/aiact#")
-FAIR4ML = Namespace("https://w3id.org/fair4ml/")
+FAIR4ML = Namespace("https://w3id.org/fair4ml#")
 
 A = RDF.type
 

@@ -69,7 +69,7 @@ def test_backward_provenance_cli_json(store_dir):
     nodes = {r["node"]: r for r in answer["rows"]}
     # result.csv <- upload_cp <- upload <- copied.csv, with the jobs that ran
     assert COPIED_CSV in nodes
-    assert {r["label"] for r in answer["rows"] if r["kind"] == "Plan"} >= {"BQ.download", "BQ.copy", "BQ.upload"}
+    assert {r["label"] for r in answer["rows"] if r["kind"] == "Job"} >= {"BQ.download", "BQ.copy", "BQ.upload"}
     depth_of = {}
     for r in answer["rows"]:
         depth_of.setdefault(r["node"], r["depth"])
@@ -107,8 +107,8 @@ def test_injection_attempt_is_bound_as_a_term_not_pasted(store_dir):
     # a syntactically valid IRI that carries SPARQL text is just an unknown node
     node = "urn:x?q=%7D%20UNION%20%7B%20?from%20?relation%20?to%20%7D"
     done = provkg("query", "forward-impact", "--param", f"node={node}", "--json", data=store_dir)
-    assert done.returncode == 0
-    assert json.loads(done.stdout)["rows"] == []
+    assert done.returncode == 2
+    assert f"holds nothing about {node}" in done.stderr
 
 
 def test_sparql_cli_csv(store_dir):
@@ -129,6 +129,9 @@ def test_named_queries_over_http(server):
     assert RESULT_CSV in {row["node"] for row in r.json()["rows"]}
     assert httpx.get(server.url + "/api/v1/queries/forward-impact").status_code == 400
     assert httpx.get(server.url + "/api/v1/queries/no-such-query").status_code == 404
+    # an IRI sent without percent-encoding its own % signs names no node: 404, not an empty answer
+    unknown = httpx.get(server.url + "/api/v1/queries/forward-impact", params={"node": "urn:provkg:dataset/gs://x/y"})
+    assert unknown.status_code == 404 and "holds nothing" in unknown.json()["error"]
     bad = httpx.get(server.url + "/api/v1/queries/forward-impact", params={"node": "<urn:a> } DROP ALL"})
     assert bad.status_code == 400
 
