@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,7 @@ class NamedQuery:
     text: str
     traversal_from: str | None = None
     diff: tuple[str, str] | None = None
+    as_of: str | None = None
     path: Path | None = None
 
     def describe(self) -> dict[str, Any]:
@@ -147,6 +149,7 @@ def parse_query_file(path: Path) -> NamedQuery:
     params: list[Parameter] = []
     traversal = None
     diff = None
+    as_of = None
     in_summary = False
     for line in text.splitlines():
         if not line.startswith("#"):
@@ -166,6 +169,9 @@ def parse_query_file(path: Path) -> NamedQuery:
         elif body.startswith("@traversal"):
             in_summary = False
             traversal = body.split()[-1]
+        elif body.startswith("@asof"):
+            in_summary = False
+            as_of = body.split()[-1]
         elif body.startswith("@diff"):
             in_summary = False
             sides = body.split()[1:]
@@ -176,7 +182,7 @@ def parse_query_file(path: Path) -> NamedQuery:
             summary_lines.append(body)
         else:
             in_summary = False
-    return NamedQuery(path.stem, " ".join(summary_lines), params, text, traversal, diff, path)
+    return NamedQuery(path.stem, " ".join(summary_lines), params, text, traversal, diff, as_of, path)
 
 
 def load_named_queries(folder: Path | None = None) -> dict[str, NamedQuery]:
@@ -230,7 +236,9 @@ def run_named_query(store: LineageStore, query: NamedQuery, raw_params: dict[str
     if not raw_rows and not store.query("ASK { { ?n ?p ?o } UNION { ?s ?p ?n } }",
                                         substitutions={Variable("n"): NamedNode(start)}):
         raise UnknownNode(f"the store holds nothing about {start} (is the IRI percent-encoded as in the store?)")
-    return _traverse(query.name, values, values[query.traversal_from], names, raw_rows, values.get("depth"))
+    cutoff = values.get(query.as_of) if query.as_of else None
+    return _traverse(query.name, values, start, names, raw_rows, values.get("depth"),
+                     datetime.fromisoformat(cutoff.replace("Z", "+00:00")) if cutoff else None)
 
 
 def _diff(name: str, values: dict[str, Any], names: list[str], raw_rows: list[list[Any]]) -> QueryAnswer:
@@ -290,12 +298,32 @@ def kind_of(types: str | None) -> str:
     return next((name for iri, name in _KINDS if iri in present), "Entity")
 
 
+def _after(time: Any, cutoff: datetime) -> bool:
+    try:
+        when = datetime.fromisoformat(str(time).replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    if when.tzinfo is None:  # a time without offset is read as UTC
+        when = when.replace(tzinfo=timezone.utc)
+    return when > cutoff
+
+
 def _traverse(name: str, values: dict[str, Any], start: str, names: list[str], raw_rows: list[list[Any]],
-              max_depth: int | None) -> QueryAnswer:
-    """Breadth-first depth of every node reached from ``start`` over the edges."""
+              max_depth: int | None, as_of: datetime | None = None) -> QueryAnswer:
+    """Breadth-first depth of every node reached from ``start`` over the edges.
+
+    With ``as_of``, lineage as it stood then: edges into nodes timed later
+    (runs started, versions generated) are dropped, and so are
+    dataset-to-dataset derivations (they carry no time of their own)."""
     idx = {n: i for i, n in enumerate(names)}
+    if as_of is not None and as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=timezone.utc)
     out_edges: dict[str, list[list[Any]]] = {}
     for row in raw_rows:
+        if as_of is not None and (
+                (row[idx["toTime"]] is not None and _after(row[idx["toTime"]], as_of))
+                or (row[idx["relation"]].endswith("#hadDerivation") and row[idx["toTime"]] is None)):
+            continue
         out_edges.setdefault(row[idx["from"]], []).append(row)
     depth = {start: 0}
     ordered: list[list[Any]] = []
