@@ -11,7 +11,6 @@ import sys
 from collections import Counter
 from pathlib import Path
 from typing import Optional
-from urllib.parse import quote
 
 import typer
 from rich.console import Console
@@ -93,27 +92,39 @@ def serve(
     url = f"http://{host}:{port}"
     out.print(f"[bold]provkg[/bold] serving store [cyan]{data}[/cyan] "
               f"({stats['graphs']} events, {stats['triples']} triples) on [cyan]{url}[/cyan]")
-    out.print(_try_this(url, store))
+    out.print(_try_this(url, store, demo), markup=False, highlight=False, soft_wrap=True)
     uvicorn.run(create_app(store, validator, minter), host=host, port=port, log_level="warning")
 
 
-def _try_this(url: str, store: LineageStore) -> str:
-    example = next(iter(store.query(
-        "PREFIX provkg: <https://w3id.org/provkg/ns#> PREFIX prov: <http://www.w3.org/ns/prov#> "
-        "SELECT ?d WHERE { ?d a provkg:Dataset ; prov:wasDerivedFrom ?x . FILTER NOT EXISTS { ?y prov:wasDerivedFrom ?d } } "
-        "ORDER BY ?d LIMIT 1")), None)
-    node = example["d"].value if example else "<dataset IRI>"
-    node_param = quote(node, safe=":/")  # a query-string value: its own % signs must be escaped
-    return (
-        "Try:\n"
-        f"  curl -s {url}/sparql --data-urlencode 'query=SELECT ?job (COUNT(?run) AS ?runs) "
-        "WHERE {{ ?run <https://w3id.org/provkg/ns#job> ?job }} GROUP BY ?job' "
-        "-H 'Accept: text/csv'\n"
-        f"  curl -s '{url}/api/v1/queries/backward-provenance?node={node_param}&depth=3'\n"
-        f"  provkg query backward-provenance --param node={node} --data {store.path}   (after stopping the server,"
-        " or read-only beside it)\n"
-        f"  API docs: {url}/docs    Post OpenLineage events to {url}/api/v1/lineage"
-    )
+def _try_this(url: str, store: LineageStore, demo: bool) -> str:
+    """What a newcomer can paste next: real IRIs from this store."""
+    lines = [
+        "Try:",
+        f"  curl -s {url}/sparql -H 'Accept: text/csv' --data-urlencode "
+        "'query=SELECT ?job (COUNT(?run) AS ?runs) WHERE { ?run <https://w3id.org/provkg/ns#job> ?job } GROUP BY ?job'",
+    ]
+    if demo:
+        from .demo import KNOWN_ANSWERS as known
+
+        lines += [
+            f"  curl -s -G {url}/api/v1/reports/prediction-provenance "
+            f"--data-urlencode node={known['full_snapshot_prediction_iri']}",
+            f"  curl -s -G {url}/api/v1/queries/erasure-impact --data-urlencode subject={known['withdrawn_subject_iri']}",
+            f"  curl -s -G {url}/api/v1/queries/consent-violations",
+            f"  curl -s -G {url}/api/v1/queries/bias-attribution --data-urlencode node={known['model_versions']['2']}",
+            f"  curl -s -G {url}/api/v1/queries/version-diff --data-urlencode a={known['model_versions']['1']} "
+            f"--data-urlencode b={known['model_versions']['2']}",
+        ]
+    else:
+        example = next(iter(store.query(
+            "PREFIX provkg: <https://w3id.org/provkg/ns#> PREFIX prov: <http://www.w3.org/ns/prov#> "
+            "SELECT ?d WHERE { ?d a provkg:Dataset ; prov:wasDerivedFrom ?x . "
+            "FILTER NOT EXISTS { ?y prov:wasDerivedFrom ?d } } ORDER BY ?d LIMIT 1")), None)
+        if example is not None:
+            lines.append(f"  curl -s -G {url}/api/v1/queries/backward-provenance "
+                         f"--data-urlencode node={example['d'].value} --data-urlencode depth=3")
+    lines.append(f"  API docs: {url}/docs    Post OpenLineage events to {url}/api/v1/lineage    Stop: Ctrl-C")
+    return "\n".join(lines)
 
 
 def _print_rejection(result: IngestResult) -> None:

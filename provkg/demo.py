@@ -1123,7 +1123,6 @@ _WITHDRAWAL_PUBLISHED = (WITHDRAWAL_OFFSET + _hms(0, 0, 13), WITHDRAWAL_OFFSET +
 
 def _pipeline_runs(day: _Day) -> list[_RunSpec]:
     """The DAG's task runs of one day."""
-    v = day.date
     credit_version = credit_model_version(day.index)
     credit_config = credit_training_config(day.index)
     runs = [

@@ -566,15 +566,7 @@ class EventMapper:
         literal = typed_literal(value)
         if literal is None:
             return None
-        m = self.iri.child(t.entity, "measurement", b.graph.value, source, metric.value, column or "", level or "")
-        b.add(m, A, DQV.QualityMeasurement)
-        b.add(m, DQV.computedOn, t.entity)
-        b.add(m, DQV.isMeasurementOf, metric)
-        b.add(m, DQV.value, literal)
-        b.add(m, PROVKG.sourceFacet, Literal(source))
-        b.add(t.entity, DQV.hasQualityMeasurement, m)
-        if t.run is not None:
-            b.add(m, PROV.wasGeneratedBy, t.run)
+        m = b.measurement(t, source, metric, literal, column or "", level or "")
         if column is not None:
             b.add(m, PROVKG.column, self._column(b, t.dataset, column))
         if level is not None:

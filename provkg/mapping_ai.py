@@ -214,16 +214,7 @@ def _measurement(b: GraphBuilder, t: Measured, source: str, m: Any, *keys: str) 
     metric = b.iri.mint("metric", m["metric"])
     b.add(metric, A, DQV.Metric)
     b.add(metric, RDFS.label, Literal(m["metric"]))
-    node = b.iri.child(t.entity, "measurement", b.graph.value, source, m["metric"], *keys)
-    b.add(node, A, DQV.QualityMeasurement)
-    b.add(node, DQV.computedOn, t.entity)
-    b.add(node, DQV.isMeasurementOf, metric)
-    b.add(node, DQV.value, value)
-    b.add(node, PROVKG.sourceFacet, Literal(source))
-    b.add(t.entity, DQV.hasQualityMeasurement, node)
-    if t.run is not None:
-        b.add(node, PROV.wasGeneratedBy, t.run)
-    return node
+    return b.measurement(t, source, metric, value, *keys)
 
 
 def _fairness(b: GraphBuilder, t: Measured, facet: dict) -> None:

@@ -448,7 +448,7 @@ def test_q3_erasure_impact_is_in_the_graph(store):
         ?m a provkg:ModelVersion ; provkg:trainedBy ?r ; prov:wasDerivedFrom+ ?e .
         ?e provkg:holdsDataOf <{subject}> . ?r prov:startedAtTime ?t . FILTER(?t > ?w) }}""")
     assert violations == set(q3["violations"])
-    assert _set(store, f"SELECT ?c WHERE {{ ?c dpv:hasConsentStatus dpv:ConsentWithdrawn }}") == {
+    assert _set(store, "SELECT ?c WHERE { ?c dpv:hasConsentStatus dpv:ConsentWithdrawn }") == {
         K["consent_withdrawal_record"]}
 
 

@@ -11,7 +11,7 @@ import sys
 
 import httpx
 import pytest
-from rdflib import Dataset, Graph, URIRef
+from rdflib import Dataset, Graph
 from rdflib.graph import DATASET_DEFAULT_GRAPH_ID
 
 from conftest import EVENTS, REPO, load_events
