@@ -210,11 +210,25 @@ class QueryAnswer:
         return out
 
 
+_NUMERIC = {XSD.decimal.value, XSD.double.value, XSD.float.value}
+
+
 def _plain(term: Any) -> Any:
+    """A result term as a plain JSON value: integers, decimals/doubles and
+    booleans as such, everything else (IRIs, strings, times) as its text."""
     if term is None:
         return None
-    if isinstance(term, Literal) and term.datatype == XSD.integer:
-        return int(term.value)
+    if isinstance(term, Literal):
+        datatype = term.datatype.value
+        try:
+            if datatype == XSD.integer.value:
+                return int(term.value)
+            if datatype in _NUMERIC:
+                return float(term.value)
+        except ValueError:
+            return term.value
+        if datatype == XSD.boolean.value:
+            return term.value in ("true", "1")
     return term.value
 
 

@@ -83,7 +83,7 @@ def prediction_report(store: LineageStore, node: str, fmt: str = "markdown", dep
     query = load_named_queries()["prediction-provenance"]
     answer = run_named_query(store, query, {"node": node, "depth": str(depth)})
     start_types = " ".join(s["t"].value for s in store.query(
-        "SELECT ?t WHERE { ?n a ?t }", substitutions={Variable("n"): NamedNode(node)}))
+        "SELECT ?n ?t WHERE { ?n a ?t }", substitutions={Variable("n"): NamedNode(node)}))
     if not start_types:
         raise ValueError(f"the store holds nothing about {node}")
     nodes = _nodes_of(answer, node, kind_of(start_types))
