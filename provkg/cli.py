@@ -190,7 +190,7 @@ def query(
         for q in named.values():
             out.print(f"[bold]{q.name}[/bold]: {q.summary}")
             for p in q.parameters:
-                req = "required" if p.required else f"default {p.default}"
+                req = "required" if p.required else "optional" if p.default is None else f"default {p.default}"
                 out.print(f"    --param {p.name}=<{p.type}>  ({req}) {p.description}")
         return
     if name not in named:

@@ -19,7 +19,7 @@ from typing import Any
 
 from . import __version__
 from .ingest import Ingestor, IngestResult
-from .named_queries import QueryAnswer, load_named_queries, run_named_query
+from .named_queries import QueryAnswer, UnknownNode, load_named_queries, run_named_query
 
 PRODUCER = f"https://w3id.org/provkg/{__version__}"
 SCHEMA_URL = "https://w3id.org/provkg/spec/facets/1-0-0/ErasureRequestRunFacet.json"
@@ -77,7 +77,10 @@ def handle_erasure_request(ingestor: Ingestor, subject: str, requested_by: str, 
         raise ValueError(f"article must be A17 (erasure) or A7-3 (consent withdrawal), not {article!r}")
     named = load_named_queries()
     subject_iri = ingestor.mapper.iri.mint("subject", subject).value
-    impact = run_named_query(ingestor.store, named["erasure-impact"], {"subject": subject_iri})
+    try:
+        impact = run_named_query(ingestor.store, named["erasure-impact"], {"subject": subject_iri})
+    except UnknownNode:  # nothing holds their data: the request is still recorded, with no findings
+        impact = QueryAnswer("erasure-impact", {"subject": subject_iri}, [], [], summary={})
     violations = run_named_query(ingestor.store, named["consent-violations"], {"subject": subject_iri})
     findings = dict(impact.summary or {})
     findings["consentViolations"] = len({row[2] for row in violations.rows})

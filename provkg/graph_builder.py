@@ -12,7 +12,7 @@ from typing import Any
 from pyoxigraph import Literal, NamedNode, Quad
 
 from .iris import IriMinter
-from .vocab import DQV, PROV, PROVKG, RDF, XSD, A
+from .vocab import DCT, DQV, PROV, PROVKG, RDF, RDFS, XSD, A
 
 _XSD_DATE_TIME = re.compile(r"^-?\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?$")
 _XSD_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -105,3 +105,15 @@ class GraphBuilder:
         if t.run is not None:
             self.add(node, PROV.wasGeneratedBy, t.run)
         return node
+
+    def column(self, dataset: NamedNode, path: str) -> NamedNode:
+        """The column ``path`` (nested fields joined by ".") of ``dataset``,
+        with its membership, name and label."""
+        column = self.iri.column(dataset, path)
+        self.add(column, A, PROV.Entity)
+        self.add(column, A, PROVKG.Column)
+        self.add(column, DCT.isPartOf, dataset)
+        self.add(dataset, PROVKG.hasColumn, column)
+        self.add(column, PROVKG.fieldName, Literal(path))
+        self.add(column, RDFS.label, Literal(path))
+        return column

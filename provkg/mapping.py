@@ -293,9 +293,9 @@ class EventMapper:
         b.add(node, PROVKG.facetJSON, json_literal(facet))
 
     def _apply(self, b: GraphBuilder, handlers: dict[str, Callable], subject: NamedNode,
-               facets: dict, *args: Any) -> None:
+               facets: dict, *args: Any, skip: frozenset[str] = AI_FACETS) -> None:
         for key, facet in facets.items():
-            if (isinstance(facet, dict) and facet.get("_deleted")) or key in AI_FACETS:
+            if (isinstance(facet, dict) and facet.get("_deleted")) or key in skip:
                 continue  # deleted, or mapped by the AI-lineage pass
             handler = handlers.get(key)
             if handler is None or not isinstance(facet, dict):
@@ -354,7 +354,8 @@ class EventMapper:
             "outputStatistics": lambda b_, _s, f: self._statistics(b_, t, f, "outputStatistics"),
             "inputStatistics": lambda b_, _s, f: self._statistics(b_, t, f, "inputStatistics"),
         }
-        self._apply(b, handlers, t.entity, facets)
+        # the AI pass reads dataset facets only; anything else here is kept
+        self._apply(b, handlers, t.entity, facets, skip=frozenset())
 
     def _version_facet(self, b: GraphBuilder, t: Measured, facet: dict) -> None:
         """The version facet names the entity read or written (see
@@ -470,15 +471,9 @@ class EventMapper:
 
         fields(facet.get("fields"), "")
 
-    def _column(self, b: GraphBuilder, dataset: NamedNode, path: str) -> NamedNode:
-        column = self.iri.column(dataset, path)
-        b.add(column, A, PROV.Entity)
-        b.add(column, A, PROVKG.Column)
-        b.add(column, DCT.isPartOf, dataset)
-        b.add(dataset, PROVKG.hasColumn, column)
-        b.add(column, PROVKG.fieldName, Literal(path))
-        b.add(column, RDFS.label, Literal(path))
-        return column
+    @staticmethod
+    def _column(b: GraphBuilder, dataset: NamedNode, path: str) -> NamedNode:
+        return b.column(dataset, path)
 
     def _column_lineage(self, b: GraphBuilder, dataset: NamedNode, facet: dict, run: NamedNode | None) -> None:
         for out_name, spec in (facet.get("fields") or {}).items():

@@ -132,7 +132,7 @@ def _dataset(b: GraphBuilder, side: str, t: Measured, ds: dict) -> None:
         b.add(t.dataset, A, PROVKG.FeatureSet)
         for field in (facets.get("schema", {}).get("fields") or []):
             if isinstance(field, dict) and isinstance(field.get("name"), str):
-                b.add(b.iri.column(t.dataset, field["name"]), A, PROVKG.Feature)
+                b.add(b.column(t.dataset, field["name"]), A, PROVKG.Feature)
     if "tags" in facets:
         _tags(b, t.dataset, t, facets["tags"])
     if "provkg_modelVersion" in facets:
@@ -157,9 +157,7 @@ def _tags(b: GraphBuilder, subject: NamedNode, t: Measured | None, facet: dict) 
             continue
         target = subject
         if t is not None and isinstance(tag.get("field"), str):
-            target = b.iri.column(t.dataset, tag["field"])
-            b.add(target, A, PROVKG.Column)
-            b.add(target, A, PROV.Entity)
+            target = b.column(t.dataset, tag["field"])
         node = b.iri.child(target, "tag", tag["key"], str(tag.get("value", "")), str(tag.get("source", "")))
         b.add(target, PROVKG.tag, node)
         b.text(node, PROVKG.tagKey, tag["key"])

@@ -312,6 +312,10 @@ def kind_of(types: str | None) -> str:
     return next((name for iri, name in _KINDS if iri in present), "Entity")
 
 
+# dataset-level derivations between these carry no time: as of a date they are unknown
+_GENERIC_DATASETS = {"Dataset", "FeatureSet", "Model"}
+
+
 def _after(time: Any, cutoff: datetime) -> bool:
     try:
         when = datetime.fromisoformat(str(time).replace("Z", "+00:00"))
@@ -327,8 +331,9 @@ def _traverse(name: str, values: dict[str, Any], start: str, names: list[str], r
     """Breadth-first depth of every node reached from ``start`` over the edges.
 
     With ``as_of``, lineage as it stood then: edges into nodes timed later
-    (runs started, versions generated) are dropped, and so are
-    dataset-to-dataset derivations (they carry no time of their own)."""
+    (runs started, versions generated) are dropped, and so are derivations
+    into generic datasets (they carry no time of their own); column-level
+    derivations are kept."""
     idx = {n: i for i, n in enumerate(names)}
     if as_of is not None and as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=timezone.utc)
@@ -336,7 +341,8 @@ def _traverse(name: str, values: dict[str, Any], start: str, names: list[str], r
     for row in raw_rows:
         if as_of is not None and (
                 (row[idx["toTime"]] is not None and _after(row[idx["toTime"]], as_of))
-                or (row[idx["relation"]].endswith("#hadDerivation") and row[idx["toTime"]] is None)):
+                or (row[idx["relation"]].endswith("#hadDerivation")
+                    and kind_of(row[idx["toTypes"]]) in _GENERIC_DATASETS)):
             continue
         out_edges.setdefault(row[idx["from"]], []).append(row)
     depth = {start: 0}

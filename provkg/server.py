@@ -163,6 +163,8 @@ def create_app(store: LineageStore, validator: EventValidator, minter: IriMinter
 
         try:
             text = prediction_report(store, node, format)
+        except UnknownNode as exc:
+            return _problem(404, str(exc))
         except QueryParameterError as exc:
             return _problem(400, str(exc))
         except ValueError as exc:

@@ -13,7 +13,6 @@ RDF/XML. The update operation is refused: this endpoint is read-only.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import mimeparse
@@ -42,11 +41,19 @@ GRAPH_FORMATS = {
 _RESULT_ORDER = list(RESULT_FORMATS)
 _GRAPH_ORDER = list(GRAPH_FORMATS)
 
-_UPDATE_KEYWORDS = re.compile(
-    r"^\s*(?:(?:PREFIX\s+\S*\s*<[^>]*>|BASE\s*<[^>]*>|#[^\n]*)\s*)*"
-    r"(INSERT|DELETE|LOAD|CLEAR|CREATE|DROP|COPY|MOVE|ADD|WITH)\b",
-    re.IGNORECASE,
-)
+_UPDATE_REFUSED = "SPARQL Update is not accepted: /sparql is a read-only query endpoint"
+
+
+def _is_update(text: str) -> bool:
+    """Whether text that is not a valid query is a valid SPARQL 1.1 Update
+    (parsed, never executed, by rdflib's SPARQL grammar)."""
+    from rdflib.plugins.sparql.parser import parseUpdate
+
+    try:
+        parseUpdate(text)
+    except Exception:  # pyparsing raises its own error types
+        return False
+    return True
 
 
 class ProtocolError(Exception):
@@ -91,18 +98,16 @@ def request_from(method: str, content_type: str | None, query_params: list[tuple
         elif mime == "application/sparql-query":
             params.append(("query", (body or b"").decode("utf-8", errors="strict")))
         elif mime == "application/sparql-update" or any(k == "update" for k, _ in params + (form or [])):
-            raise ProtocolError(400, "SPARQL Update is not accepted: /sparql is a read-only query endpoint")
+            raise ProtocolError(400, _UPDATE_REFUSED)
         else:
             raise ProtocolError(415, "POST a query as application/x-www-form-urlencoded (query=...) "
                                      "or as application/sparql-query")
     if any(k == "update" for k, _ in params):
-        raise ProtocolError(400, "SPARQL Update is not accepted: /sparql is a read-only query endpoint")
+        raise ProtocolError(400, _UPDATE_REFUSED)
     queries = [v for k, v in params if k == "query"]
     if len(queries) != 1:
         raise ProtocolError(400, "exactly one 'query' parameter is required" if not queries
                             else "more than one 'query' parameter")
-    if _UPDATE_KEYWORDS.match(queries[0]):
-        raise ProtocolError(400, "SPARQL Update is not accepted: /sparql is a read-only query endpoint")
     return SparqlRequest(
         queries[0],
         [v for k, v in params if k == "default-graph-uri"],
@@ -143,6 +148,8 @@ def execute(store: LineageStore, req: SparqlRequest, accept: str | None) -> tupl
     try:
         result = target.query(req.query, **kwargs)
     except SyntaxError as exc:
+        if _is_update(req.query):
+            raise ProtocolError(400, _UPDATE_REFUSED) from None
         raise ProtocolError(400, f"SPARQL syntax error: {exc}") from None
     if isinstance(result, (QuerySolutions, QueryBoolean)):
         media = _choose(accept, _RESULT_ORDER, "SPARQL results")

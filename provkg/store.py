@@ -1,6 +1,8 @@
 """The embedded on-disk RDF store (pyoxigraph / RocksDB) holding the lineage graph.
 
-One store directory per deployment (``--data DIR``, default ``./provkg-data``).
+One data directory per deployment (``--data DIR``, default ``./provkg-data``);
+the RDF store is its ``graph/`` folder, beside provkg's other folders
+(``quarantine/``).
 Every event is one named graph. The store's default graph is kept equal to the
 RDF merge of all event graphs: each triple is written to its event graph and
 to the default graph in the same transaction. So SPARQL queries see the union
@@ -43,14 +45,15 @@ class LineageStore:
     def __init__(self, path: str | Path = DEFAULT_DATA_DIR, read_only: bool = False):
         self.path = Path(path)
         self.read_only = read_only
+        self.graph_dir = self.path / "graph"  # the RocksDB files; beside it live other provkg folders
         try:
             if read_only:
-                if not (self.path / "CURRENT").exists():
+                if not (self.graph_dir / "CURRENT").exists():
                     raise FileNotFoundError(f"no provkg store at {self.path} (run `provkg ingest` or `provkg serve` first)")
-                self.store = Store.read_only(str(self.path))
+                self.store = Store.read_only(str(self.graph_dir))
             else:
-                self.path.mkdir(parents=True, exist_ok=True)
-                self.store = Store(str(self.path))
+                self.graph_dir.mkdir(parents=True, exist_ok=True)
+                self.store = Store(str(self.graph_dir))
         except OSError as exc:
             if "LOCK" in str(exc):
                 raise StoreLocked(

@@ -57,6 +57,7 @@ def _is_iso_date_time(value: object) -> bool:
     datetime.fromisoformat(value.replace("Z", "+00:00"))  # raises on 2024-13-40
     return True
 
+PROVKG_FACETS = "https://w3id.org/provkg/spec/facets/"
 _FACET_VERSION = re.compile(r"/spec/facets/(\d+)-(\d+)-(\d+)/([A-Za-z0-9_]+)\.json")
 
 # Facet container name in an event -> the facet kind its schemas extend.
@@ -132,9 +133,12 @@ class EventValidator:
         self._facets: dict[tuple[str, str], list[_FacetSchema]] = {}
         for doc in facet_docs:
             for kind, key in self._facet_keys(doc):
-                # no format checks inside facets: the client's own fixtures put dates
-                # ("2020-01-01") where nominalTime declares date-time
-                validator = Draft202012Validator(doc, registry=self.registry)
+                # no format checks inside OpenLineage's facets: the client's own
+                # fixtures put dates ("2020-01-01") where nominalTime declares
+                # date-time; provkg's own facets are checked strictly
+                own = doc["$id"].startswith(PROVKG_FACETS)
+                validator = Draft202012Validator(doc, registry=self.registry,
+                                                 format_checker=_FORMATS if own else None)
                 entry = _FacetSchema(doc["$id"], _version_of(doc["$id"]), validator)
                 self._facets.setdefault((kind, key), []).append(entry)
         for versions in self._facets.values():

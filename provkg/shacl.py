@@ -1,0 +1,263 @@
+"""SHACL validation of the lineage graph (W3C SHACL, incl. SHACL-SPARQL §5), with pyshacl.
+
+The shapes in ``shapes/*.ttl`` declare a stage (``provkg:validationStage``):
+
+- ``ingest`` shapes (PROV-O well-formedness, per-event lineage completeness)
+  run on every event before it is acknowledged, on the event's own triples
+  plus their neighbourhood in the store (the facts about the same nodes that
+  the shapes read: types, times, generations, versions);
+- ``store`` shapes (whole-graph lineage completeness, AI governance, policy)
+  need facts from many events and run over the store by ``provkg validate``
+  and the completeness report.
+
+pyshacl validates directly over pyoxigraph stores (its Oxigraph data graph),
+so SHACL-SPARQL constraints and targets run as Oxigraph SPARQL, not over an
+rdflib copy of the graph.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+from xml.etree import ElementTree
+
+import pyshacl
+import rdflib
+from pyoxigraph import BlankNode, DefaultGraph, Literal, NamedNode, Quad, Store
+from pyshacl.graph_abstraction import DataGraph
+
+from .resources import shapes_dir
+from .vocab import DCAT, DCT, PROV, PROVKG, XSD, A, Namespace
+
+SH = Namespace("http://www.w3.org/ns/shacl#")
+_SH = rdflib.Namespace("http://www.w3.org/ns/shacl#")
+_STAGE = rdflib.URIRef(PROVKG.validationStage.value)
+STAGES = ("ingest", "store")
+
+# what the ingest shapes read about a node beyond the event itself
+_NEIGHBOURHOOD = [A, PROV.wasGeneratedBy, PROV.generatedAtTime, PROV.startedAtTime, PROV.endedAtTime,
+                  PROV.specializationOf, DCT.isPartOf, PROVKG.job, PROVKG.runId, PROVKG.namespace, PROVKG.name,
+                  PROVKG.fieldName, DCAT.version]
+
+
+class ShapesError(ValueError):
+    """A shapes file could not be read, or declares no known stage."""
+
+
+@dataclass(frozen=True)
+class ShapeResult:
+    """One SHACL validation result (SHACL §3.6.2): focus node, path, severity
+    (``Violation``, ``Warning`` or ``Info``), message, source shape, value and
+    constraint component, each as text (None when absent)."""
+
+    focus: str
+    severity: str
+    message: str
+    path: str | None = None
+    shape: str | None = None
+    value: str | None = None
+    component: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass
+class ValidationOutcome:
+    """The results of one validation, in the forms CI systems and people read."""
+
+    results: list[ShapeResult] = field(default_factory=list)
+
+    @property
+    def violations(self) -> list[ShapeResult]:
+        return [r for r in self.results if r.severity == "Violation"]
+
+    @property
+    def warnings(self) -> list[ShapeResult]:
+        return [r for r in self.results if r.severity == "Warning"]
+
+    @property
+    def conforms(self) -> bool:
+        """True when there is no Violation (Warnings and Infos do not break conformance here)."""
+        return not self.violations
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"conforms": self.conforms, "violations": len(self.violations), "warnings": len(self.warnings),
+                "results": [r.as_dict() for r in self.results]}
+
+    def to_text(self) -> str:
+        lines = [f"{'conforms' if self.conforms else 'DOES NOT CONFORM'}: "
+                 f"{len(self.violations)} violations, {len(self.warnings)} warnings"]
+        for r in self.results:
+            where = f" {r.path}" if r.path else ""
+            lines.append(f"  {r.severity}: {r.focus}{where}: {r.message}")
+        return "\n".join(lines) + "\n"
+
+    def report_quads(self, report: NamedNode, graph: NamedNode | DefaultGraph) -> list[Quad]:
+        """The SHACL validation report (SHACL §3.6) as quads under ``report``;
+        results are named ``{report}/result/{i}``."""
+        quads = [Quad(report, A, SH.ValidationReport, graph),
+                 Quad(report, SH.conforms, Literal("true" if self.conforms else "false", datatype=XSD.boolean), graph)]
+        for i, r in enumerate(self.results):
+            node = NamedNode(f"{report.value}/result/{i}")
+            quads += [Quad(report, SH.result, node, graph), Quad(node, A, SH.ValidationResult, graph),
+                      Quad(node, SH.resultSeverity, SH[r.severity], graph),
+                      Quad(node, SH.resultMessage, Literal(r.message), graph),
+                      Quad(node, SH.focusNode, _term(r.focus), graph)]
+            for prop, value in ((SH.resultPath, r.path), (SH.sourceShape, r.shape),
+                                (SH.sourceConstraintComponent, r.component)):
+                if value and value.startswith(("http://", "https://", "urn:")):
+                    quads.append(Quad(node, prop, NamedNode(value), graph))
+            if r.value is not None:
+                quads.append(Quad(node, SH.value, _term(r.value), graph))
+        return quads
+
+    def to_turtle(self) -> str:
+        from pyoxigraph import RdfFormat, serialize
+
+        quads = self.report_quads(NamedNode("urn:provkg:validation-report"), DefaultGraph())
+        return serialize([q.triple for q in quads], format=RdfFormat.TURTLE,
+                         prefixes={"sh": SH.iri, "prov": PROV.iri, "provkg": PROVKG.iri}).decode("utf-8")
+
+    def to_junit(self, suite: str = "provkg SHACL validation") -> str:
+        """JUnit XML: one test case per focus node and shape; Violations are
+        failures, Warnings are reported as system-out of a passing case."""
+        cases: dict[tuple[str, str], list[ShapeResult]] = {}
+        for r in self.results:
+            cases.setdefault((r.shape or "shape", r.focus), []).append(r)
+        root = ElementTree.Element("testsuites")
+        ts = ElementTree.SubElement(root, "testsuite", name=suite, tests=str(max(len(cases), 1)),
+                                    failures=str(sum(1 for rs in cases.values()
+                                                     if any(r.severity == "Violation" for r in rs))),
+                                    errors="0")
+        if not cases:
+            ElementTree.SubElement(ts, "testcase", classname="provkg.shacl", name="graph conforms")
+        for (shape, focus), rs in sorted(cases.items()):
+            case = ElementTree.SubElement(ts, "testcase", classname=shape, name=focus)
+            violations = [r for r in rs if r.severity == "Violation"]
+            if violations:
+                failure = ElementTree.SubElement(case, "failure", message=violations[0].message, type="Violation")
+                failure.text = "\n".join(f"{r.severity}: {r.path or ''} {r.message}".strip() for r in rs)
+            else:
+                out = ElementTree.SubElement(case, "system-out")
+                out.text = "\n".join(f"{r.severity}: {r.message}" for r in rs)
+        return ElementTree.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def _term(text: str) -> NamedNode | Literal | BlankNode:
+    if text.startswith(("http://", "https://", "urn:")):
+        try:
+            return NamedNode(text)
+        except ValueError:
+            pass
+    return Literal(text)
+
+
+def _text(term: Any) -> str | None:
+    if term is None:
+        return None
+    return str(term)
+
+
+class Shapes:
+    """The shapes graphs by stage.
+
+    Input: shapes files (default: ``shapes/*.ttl``) and extra files added to
+    every stage (a CI's own rules). Raises :class:`ShapesError` for a file that
+    does not parse or names an unknown stage."""
+
+    def __init__(self, files: Iterable[Path] | None = None, extra: Iterable[Path] = ()):
+        self.graphs: dict[str, rdflib.Graph] = {stage: rdflib.Graph() for stage in STAGES}
+        for path in list(files) if files is not None else sorted(shapes_dir().glob("*.ttl")):
+            graph = _parse(path)
+            stages = {str(o) for o in graph.objects(None, _STAGE)} or {"store"}
+            unknown = stages - set(STAGES)
+            if unknown:
+                raise ShapesError(f"{path}: unknown provkg:validationStage {sorted(unknown)}; use ingest or store")
+            for stage in stages:
+                self.graphs[stage] += graph
+        for path in extra:
+            graph = _parse(path)
+            for stage in STAGES:
+                self.graphs[stage] += graph
+
+    def for_stages(self, stages: Iterable[str]) -> rdflib.Graph:
+        out = rdflib.Graph()
+        for stage in stages:
+            out += self.graphs[stage]
+        return out
+
+
+def _parse(path: Path) -> rdflib.Graph:
+    try:
+        return rdflib.Graph().parse(path, format="turtle")
+    except Exception as exc:  # rdflib raises many parser-specific types
+        raise ShapesError(f"shapes file {path} does not parse: {exc}") from exc
+
+
+def _results(report: rdflib.Graph) -> list[ShapeResult]:
+    out = []
+    for node in report.subjects(rdflib.RDF.type, _SH.ValidationResult):
+        severity = report.value(node, _SH.resultSeverity)
+        out.append(ShapeResult(
+            focus=_text(report.value(node, _SH.focusNode)) or "",
+            severity=str(severity).rsplit("#", 1)[-1] if severity is not None else "Violation",
+            message=_text(report.value(node, _SH.resultMessage)) or "",
+            path=_text(report.value(node, _SH.resultPath)),
+            shape=_text(report.value(node, _SH.sourceShape)),
+            value=_text(report.value(node, _SH.value)),
+            component=_text(report.value(node, _SH.sourceConstraintComponent)),
+        ))
+    # blank-node shapes get fresh labels per run: order by what is stable
+    out.sort(key=lambda r: (r.severity != "Violation", r.focus, r.path or "", r.message))
+    return out
+
+
+def validate_store(data: Store, shapes: rdflib.Graph, focus: Iterable[NamedNode] | None = None) -> ValidationOutcome:
+    """Validate the default graph of a pyoxigraph store against a shapes graph,
+    optionally only the given focus nodes (pyshacl focus-node targeting).
+    Raises :class:`ShapesError` when pyshacl cannot evaluate the shapes."""
+    if len(shapes) == 0:
+        return ValidationOutcome()
+    data_graph = DataGraph.from_oxigraph_store(data)
+    focus_nodes = [rdflib.URIRef(n.value) for n in focus] if focus is not None else None
+    _conforms, report, text_report = pyshacl.validate(
+        data_graph, shacl_graph=shapes, inference="none", advanced=True, inplace=True, allow_warnings=True,
+        focus_nodes=focus_nodes)
+    if not isinstance(report, rdflib.Graph):  # pyshacl's ValidationFailure: the shapes are at fault
+        raise ShapesError(f"the shapes could not be evaluated: {text_report}")
+    return ValidationOutcome(_results(report))
+
+
+class EventShapesValidator:
+    """Validates each event at ingest against the ``ingest`` shapes.
+
+    Input: the loaded :class:`Shapes`. :meth:`validate` takes the event's quads
+    and the store (for the neighbourhood; None to validate the event alone)."""
+
+    def __init__(self, shapes: Shapes):
+        self.shapes = shapes.graphs["ingest"]
+
+    def validate(self, quads: list[Quad], store: "Store | None" = None) -> ValidationOutcome:
+        data = Store()
+        default = DefaultGraph()
+        triples = {Quad(q.subject, q.predicate, q.object, default) for q in quads}
+        # the focus nodes are the event's own nodes; the neighbourhood only informs them
+        nodes = {q.subject for q in quads if isinstance(q.subject, NamedNode)}
+        if store is not None:
+            found: set[Quad] = set()
+            for node in nodes:
+                for predicate in _NEIGHBOURHOOD:
+                    found.update(store.quads_for_pattern(node, predicate, None, default))
+            # the types of what those facts point to (sh:class on their objects)
+            for obj in {q.object for q in found if isinstance(q.object, NamedNode) and q.predicate != A} - nodes:
+                found.update(store.quads_for_pattern(obj, A, None, default))
+            triples.update(found)
+        data.extend(triples)
+        return validate_store(data, self.shapes, focus=nodes)
+
+
+def report_json(outcome: ValidationOutcome) -> str:
+    return json.dumps(outcome.as_dict(), indent=2)
