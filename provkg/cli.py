@@ -17,12 +17,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .config import ENV_BASE_IRI, ENV_DATA, ENV_HOST, ENV_PORT
+from .config import ENV_BASE_IRI, ENV_DATA, ENV_HOST, ENV_PORT, ENV_SHACL_MODE
 from .exporting import EXPORT_FORMATS, ExportError, export_graph
-from .ingest import Ingestor, IngestResult, event_files, read_events
+from .ingest import SHACL_MODES, Ingestor, IngestResult, event_files, read_events
 from .iris import DEFAULT_BASE, IriMinter
 from .named_queries import QueryParameterError, load_named_queries, run_named_query
+from .quarantine import Quarantine, UnknownEntry
 from .resources import SPEC_ENV, ResourceNotFound
+from .shacl import EventShapesValidator, Shapes, ShapesError
 from .store import DEFAULT_DATA_DIR, LineageStore, StoreLocked
 from .validation import EventValidator, Fault
 
@@ -38,6 +40,9 @@ DataOpt = typer.Option(DEFAULT_DATA_DIR, "--data", "-d", envvar=ENV_DATA, help="
 BaseOpt = typer.Option(DEFAULT_BASE, "--base-iri", envvar=ENV_BASE_IRI, help="Prefix of every IRI provkg mints.")
 SpecOpt = typer.Option(None, "--spec", envvar=SPEC_ENV,
                        help="OpenLineage spec/ folder (default: ../shared/openlineage/spec).")
+ShaclModeOpt = typer.Option("flag", "--shacl-mode", envvar=ENV_SHACL_MODE,
+                            help="What to do with an event that breaks a SHACL Violation: flag (store it with its "
+                                 "validation report), reject (422), quarantine (keep it aside), off.")
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -59,6 +64,21 @@ def _validator(spec: Optional[Path]) -> EventValidator:
         raise _fail(str(exc))
 
 
+def _ingestor(store: LineageStore, spec: Optional[Path], base_iri: str, shacl_mode: str) -> Ingestor:
+    """The ingestion pipeline for a store: OpenLineage validation, PROV-O
+    mapping, per-event SHACL in ``shacl_mode``, quarantine under the data dir."""
+    if shacl_mode not in SHACL_MODES:
+        raise _fail(f"--shacl-mode must be one of {', '.join(SHACL_MODES)}, not {shacl_mode!r}")
+    shapes = None
+    if shacl_mode != "off":
+        try:
+            shapes = EventShapesValidator(Shapes())
+        except ShapesError as exc:
+            raise _fail(str(exc))
+    return Ingestor(store, _validator(spec), _minter(base_iri), shapes, shacl_mode,
+                    Quarantine(store.path / "quarantine"))
+
+
 def _minter(base: str) -> IriMinter:
     try:
         return IriMinter(base)
@@ -74,6 +94,7 @@ def serve(
     base_iri: str = BaseOpt,
     spec: Optional[Path] = SpecOpt,
     demo: bool = typer.Option(False, "--demo", help="Load the demo ML-platform lineage first (idempotent)."),
+    shacl_mode: str = ShaclModeOpt,
 ) -> None:
     """Run the HTTP service: OpenLineage ingestion, SPARQL endpoint, named queries, export."""
     import uvicorn
@@ -81,11 +102,11 @@ def serve(
     from .server import create_app
 
     store = _open_store(data)
-    validator, minter = _validator(spec), _minter(base_iri)
+    ingestor = _ingestor(store, spec, base_iri, shacl_mode)
     if demo:
         from .demo import demo_events
 
-        counts = Counter(r.status for r in Ingestor(store, validator, minter).ingest_many((e, None) for e in demo_events()))
+        counts = Counter(r.status for r in ingestor.ingest_many((e, None) for e in demo_events()))
         out.print(f"demo lineage loaded: {counts.get('accepted', 0)} events added, "
                   f"{counts.get('duplicate', 0)} already present, {counts.get('rejected', 0)} rejected")
     stats = store.stats()
@@ -93,7 +114,7 @@ def serve(
     out.print(f"[bold]provkg[/bold] serving store [cyan]{data}[/cyan] "
               f"({stats['graphs']} events, {stats['triples']} triples) on [cyan]{url}[/cyan]")
     out.print(_try_this(url, store, demo), markup=False, highlight=False, soft_wrap=True)
-    uvicorn.run(create_app(store, validator, minter), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(ingestor), host=host, port=port, log_level="warning")
 
 
 def _try_this(url: str, store: LineageStore, demo: bool) -> str:
@@ -141,6 +162,7 @@ def ingest(
     data: Path = DataOpt,
     base_iri: str = BaseOpt,
     spec: Optional[Path] = SpecOpt,
+    shacl_mode: str = ShaclModeOpt,
 ) -> None:
     """Load OpenLineage events from files into the store.
 
@@ -151,7 +173,7 @@ def ingest(
     except FileNotFoundError as exc:
         raise _fail(str(exc))
     store = _open_store(data)
-    ingestor = Ingestor(store, _validator(spec), _minter(base_iri))
+    ingestor = _ingestor(store, spec, base_iri, shacl_mode)
     counts: Counter[str] = Counter()
     triples = 0
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -164,14 +186,18 @@ def ingest(
                 else:
                     result = ingestor.ingest(event, source=source)
                 counts[result.status] += 1
+                if result.status == "accepted" and result.shacl is not None and not result.shacl.conforms:
+                    counts["flagged"] += 1
                 triples += result.triples
                 if result.status == "rejected":
                     progress.console.print(f"[red]rejected[/red] {source}")
                     _print_rejection(result)
             progress.advance(task)
     store.flush()
-    out.print(f"{len(files)} files: {counts['accepted']} events accepted ({triples} quads), "
-              f"{counts['duplicate']} duplicates, {counts['rejected']} rejected")
+    quarantined = f", {counts['quarantined']} quarantined" if counts["quarantined"] else ""
+    flagged = f" ({counts['flagged']} flagged by SHACL)" if counts["flagged"] else ""
+    out.print(f"{len(files)} files: {counts['accepted']} events accepted ({triples} quads){flagged}, "
+              f"{counts['duplicate']} duplicates, {counts['rejected']} rejected{quarantined}")
     if counts["rejected"]:
         raise typer.Exit(1)
 
@@ -308,7 +334,7 @@ def erasure_request(
     from .erasure import handle_erasure_request
 
     store = _open_store(data)
-    ingestor = Ingestor(store, _validator(spec), _minter(base_iri))
+    ingestor = _ingestor(store, spec, base_iri, "flag")
     try:
         outcome = handle_erasure_request(ingestor, subject, requested_by, article)
     except (QueryParameterError, ValueError) as exc:
@@ -326,6 +352,119 @@ def erasure_request(
                   f"whose consent was withdrawn at {row[6]} (held in {row[8] or row[7]})")
     out.print(f"findings: {json.dumps(outcome.findings)}; request recorded as run {outcome.event['run']['runId']} "
               f"({outcome.recorded.status})")
+
+
+@app.command("validate")
+def validate_cmd(
+    paths: list[Path] = typer.Argument(None, help="RDF files (.ttl .nt .nq .trig .jsonld .rdf) and OpenLineage "
+                                                  "event files (.json .jsonl); without any, the store (--data)."),
+    data: Path = DataOpt,
+    shapes_files: list[Path] = typer.Option([], "--shapes", help="Extra SHACL shapes (Turtle), added to provkg's."),
+    fmt: str = typer.Option("text", "--format", "-f", help="text, turtle (SHACL validation report), json or junit."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="File to write (default: stdout)."),
+    fail_on_warning: bool = typer.Option(False, "--fail-on-warning", help="Exit 1 on Warnings too."),
+    stage: str = typer.Option("all", "--stage", help="Shapes to run: ingest, store or all."),
+    base_iri: str = BaseOpt,
+    spec: Optional[Path] = SpecOpt,
+) -> None:
+    """Validate a store, RDF files or OpenLineage event files against provkg's SHACL shapes (a CI gate).
+
+    Exit code 0 when it conforms, 1 when there are Violations (or Warnings with
+    --fail-on-warning), 2 on error."""
+    from .conformance import InputError, load_files, validate
+
+    if fmt not in ("text", "turtle", "json", "junit"):
+        raise _fail(f"--format must be text, turtle, json or junit, not {fmt!r}")
+    if stage not in ("ingest", "store", "all"):
+        raise _fail(f"--stage must be ingest, store or all, not {stage!r}")
+    try:
+        shapes = Shapes(extra=shapes_files)
+    except (ShapesError, FileNotFoundError) as exc:
+        raise _fail(str(exc))
+    try:
+        if paths:
+            missing = [p for p in paths if not p.exists()]
+            if missing:
+                raise _fail(f"no such file: {missing[0]}")
+            source = load_files(paths, _validator(spec), _minter(base_iri))
+        else:
+            source = _open_store(data, read_only=True).store
+        outcome = validate(source, shapes, ("ingest", "store") if stage == "all" else (stage,))
+    except (InputError, ShapesError) as exc:
+        raise _fail(str(exc))
+    text = {"text": outcome.to_text, "turtle": outcome.to_turtle, "junit": outcome.to_junit,
+            "json": lambda: json.dumps(outcome.as_dict(), indent=2) + "\n"}[fmt]()
+    if output:
+        output.write_text(text, encoding="utf-8")
+        err.print(outcome.to_text().splitlines()[0])
+    else:
+        sys.stdout.write(text)
+    if outcome.violations or (fail_on_warning and outcome.warnings):
+        raise typer.Exit(1)
+
+
+@app.command()
+def completeness(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    data: Path = DataOpt,
+) -> None:
+    """Lineage completeness per model version: the share of its lineage that conforms to the SHACL shapes."""
+    from .conformance import COMPLETENESS_TARGET, completeness as completeness_of, validate_lineage_store
+
+    store = _open_store(data, read_only=True)
+    rows = completeness_of(store, validate_lineage_store(store, Shapes()))
+    if as_json:
+        sys.stdout.write(json.dumps([r.as_dict() for r in rows], indent=2) + "\n")
+        return
+    table = Table("model version", "nodes", "conforming", "share", f"≥ {COMPLETENESS_TARGET:.0%}",
+                  title="lineage completeness")
+    for r in rows:
+        table.add_row(r.label or r.model_version, str(r.nodes), str(r.conforming), f"{r.share:.1%}",
+                      "yes" if r.share >= COMPLETENESS_TARGET else "NO")
+    out.print(table)
+
+
+quarantine_app = typer.Typer(help="Events kept aside because they broke a SHACL Violation.", no_args_is_help=True)
+app.add_typer(quarantine_app, name="quarantine")
+
+
+@quarantine_app.command("list")
+def quarantine_list(data: Path = DataOpt) -> None:
+    """List quarantined events."""
+    entries = Quarantine(Path(data) / "quarantine").entries()
+    sys.stdout.write(json.dumps([e.summary() for e in entries], indent=2) + "\n")
+
+
+@quarantine_app.command("show")
+def quarantine_show(entry_id: str = typer.Argument(..., help="The id `list` gives."), data: Path = DataOpt) -> None:
+    """Show one quarantined event and the SHACL results that hold it."""
+    try:
+        entry = Quarantine(Path(data) / "quarantine").get(entry_id)
+    except UnknownEntry:
+        raise _fail(f"no quarantined event {entry_id}")
+    sys.stdout.write(json.dumps({"id": entry.id, "receivedAt": entry.received_at, "results": entry.results,
+                                 "event": entry.event}, indent=2) + "\n")
+
+
+@quarantine_app.command("release")
+def quarantine_release(
+    entry_id: str = typer.Argument(..., help="The id `list` gives."),
+    force: bool = typer.Option(False, "--force", help="Store it even if it still breaks a Violation (flagged)."),
+    data: Path = DataOpt,
+    base_iri: str = BaseOpt,
+    spec: Optional[Path] = SpecOpt,
+) -> None:
+    """Release a quarantined event into the store once it conforms (or with --force, flagged)."""
+    store = _open_store(data)
+    ingestor = _ingestor(store, spec, base_iri, "quarantine")
+    try:
+        result = ingestor.release(entry_id, force=force)
+    except UnknownEntry:
+        raise _fail(f"no quarantined event {entry_id}")
+    store.flush()
+    sys.stdout.write(json.dumps(result.as_dict(), indent=2) + "\n")
+    if result.status == "quarantined":
+        raise typer.Exit(1)
 
 
 @app.command("demo-events")

@@ -18,12 +18,16 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import rfc8785
+from pyoxigraph import NamedNode, Quad
 
 from .iris import IriMinter
 from .entailment import default_entailer
 from .mapping import EventMapper
+from .quarantine import Quarantine
+from .shacl import EventShapesValidator, ValidationOutcome
 from .store import LineageStore
 from .validation import EventValidator, Fault
+from .vocab import PROVKG
 
 
 class MalformedJSON(ValueError):
@@ -53,7 +57,9 @@ class IngestResult:
     """What happened to one event.
 
     ``status``: ``"accepted"`` (written), ``"duplicate"`` (already held; nothing
-    written) or ``"rejected"`` (``faults`` says why; nothing written).
+    written), ``"rejected"`` (``faults`` says why; nothing written) or
+    ``"quarantined"`` (kept aside: it broke a SHACL Violation). ``shacl``: the
+    per-event SHACL outcome when SHACL ran.
     ``graph``: the event's named graph IRI (None when rejected).
     ``triples``: quads written (0 unless accepted). ``source``: where the event
     came from (file and position) when loaded from files.
@@ -64,6 +70,7 @@ class IngestResult:
     content_hash: str | None = None
     triples: int = 0
     faults: list[Fault] = field(default_factory=list)
+    shacl: ValidationOutcome | None = None
     source: str | None = None
 
     @property
@@ -78,6 +85,10 @@ class IngestResult:
             out["triples"] = self.triples
         if self.faults:
             out["errors"] = [f.as_dict() for f in self.faults]
+        if self.shacl is not None and self.shacl.results:
+            out["validation"] = self.shacl.as_dict()
+        if self.status == "quarantined" and self.content_hash:
+            out["quarantineId"] = self.content_hash.split(":", 1)[-1]
         if self.source:
             out["source"] = self.source
         return out
@@ -91,20 +102,44 @@ def canonical_hash(event: Any) -> str:
     return "sha256:" + hashlib.sha256(rfc8785.dumps(event)).hexdigest()
 
 
-class Ingestor:
-    """Validates, maps and stores OpenLineage events.
+SHACL_MODES = ("off", "flag", "reject", "quarantine")
 
-    Inputs: the store, the validator and the IRI minter (the base IRI).
-    Thread-safe: the store serialises writes.
+
+class Ingestor:
+    """Validates, maps, checks and stores OpenLineage events.
+
+    Inputs: the store, the OpenLineage validator, the IRI minter (the base IRI),
+    and optionally the per-event SHACL validator with what to do with an event
+    that breaks a Violation (``shacl_mode``): ``flag`` stores it with its SHACL
+    validation report, ``reject`` refuses it, ``quarantine`` keeps it aside in
+    ``quarantine``; ``off`` skips SHACL. Whatever the mode, an event with
+    results (Warnings included) that is stored gets its report stored beside it
+    in the named graph ``<event graph>/shacl-report``. Thread-safe: the store
+    serialises writes.
     """
 
-    def __init__(self, store: LineageStore, validator: EventValidator, minter: IriMinter):
+    def __init__(self, store: LineageStore, validator: EventValidator, minter: IriMinter,
+                 shapes: EventShapesValidator | None = None, shacl_mode: str = "off",
+                 quarantine: Quarantine | None = None):
+        if shacl_mode not in SHACL_MODES:
+            raise ValueError(f"shacl mode must be one of {', '.join(SHACL_MODES)}, not {shacl_mode!r}")
+        if shacl_mode != "off" and shapes is None:
+            raise ValueError(f"shacl mode {shacl_mode!r} needs the shapes")
+        if shacl_mode == "quarantine" and quarantine is None:
+            raise ValueError("shacl mode 'quarantine' needs a quarantine folder")
         self.store = store
         self.validator = validator
         self.mapper = EventMapper(minter, default_entailer())
+        self.shapes = shapes
+        self.shacl_mode = shacl_mode
+        self.quarantine = quarantine
 
-    def ingest(self, event: Any, received_at: datetime | None = None, source: str | None = None) -> IngestResult:
-        """Ingest one decoded event (OpenLineage 2-0-2 RunEvent, DatasetEvent or JobEvent)."""
+    def ingest(self, event: Any, received_at: datetime | None = None, source: str | None = None,
+               shacl_mode: str | None = None) -> IngestResult:
+        """Ingest one decoded event (OpenLineage 2-0-2 RunEvent, DatasetEvent or JobEvent).
+
+        ``shacl_mode`` overrides the ingestor's mode for this event."""
+        mode = shacl_mode or self.shacl_mode
         faults = self.validator.validate(event)
         if faults:
             return IngestResult("rejected", faults=faults, source=source)
@@ -113,15 +148,46 @@ class Ingestor:
         except rfc8785.CanonicalizationError as exc:
             return IngestResult("rejected", faults=[Fault("", f"not I-JSON (RFC 7493), cannot be canonicalised: {exc}")],
                                 source=source)
-        mapped = self.mapper.map(event, digest, received_at or datetime.now(timezone.utc))
-        written = self.store.add_graph(mapped.graph, mapped.quads)
-        return IngestResult("accepted" if written else "duplicate", mapped.graph.value, digest,
-                            len(mapped.quads) if written else 0, source=source)
+        received_at = received_at or datetime.now(timezone.utc)
+        graph = self.mapper.iri.event_graph(digest)
+        if self.store.has_graph(graph):
+            return IngestResult("duplicate", graph.value, digest, source=source)
+        mapped = self.mapper.map(event, digest, received_at)
+        outcome = self.shapes.validate(mapped.quads, self.store.store) if mode != "off" and self.shapes else None
+        quads = mapped.quads
+        if outcome is not None and not outcome.conforms and mode in ("reject", "quarantine"):
+            if mode == "reject":
+                return IngestResult("rejected", faults=[Fault("", f"SHACL: {r.focus}: {r.message}")
+                                                        for r in outcome.violations],
+                                    shacl=outcome, source=source)
+            assert self.quarantine is not None
+            self.quarantine.put(event, digest, received_at.isoformat(), [r.as_dict() for r in outcome.results])
+            return IngestResult("quarantined", graph.value, digest, shacl=outcome, source=source)
+        if outcome is not None and outcome.results:
+            report = NamedNode(graph.value + "/shacl-report")
+            quads = quads + outcome.report_quads(report, report) + [Quad(graph, PROVKG.validationReport, report, report)]
+        written = self.store.add_graph(graph, quads)
+        return IngestResult("accepted" if written else "duplicate", graph.value, digest,
+                            len(mapped.quads) if written else 0, shacl=outcome, source=source)
 
     def ingest_many(self, events: Iterable[tuple[Any, str | None]]) -> Iterator[IngestResult]:
         """Ingest (event, source) pairs one by one; a bad one does not stop the rest."""
         for event, source in events:
             yield self.ingest(event, source=source)
+
+    def release(self, entry_id: str, force: bool = False) -> IngestResult:
+        """Move a quarantined event into the store once it conforms (after a fix
+        to the shapes or to the facts it needs), or, with ``force``, as it is,
+        flagged with its report. It stays quarantined if it still breaks a
+        Violation and ``force`` is False. Raises ``UnknownEntry``."""
+        if self.quarantine is None:
+            raise ValueError("this ingestor has no quarantine")
+        entry = self.quarantine.get(entry_id)
+        result = self.ingest(entry.event, received_at=datetime.fromisoformat(entry.received_at),
+                             shacl_mode="flag" if force else "quarantine")
+        if result.status in ("accepted", "duplicate"):
+            self.quarantine.remove(entry_id)
+        return result
 
 
 def event_files(paths: Iterable[str | Path]) -> list[Path]:

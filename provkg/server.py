@@ -24,11 +24,11 @@ from starlette.concurrency import run_in_threadpool
 from . import __version__
 from .exporting import EXPORT_FORMATS, ExportError, export_graph
 from .ingest import Ingestor, IngestResult, MalformedJSON, decode_json
-from .iris import IriMinter
+from .quarantine import UnknownEntry
+from .shacl import Shapes
 from .named_queries import QueryParameterError, UnknownNode, load_named_queries, run_named_query
 from .sparql_protocol import ProtocolError, execute, request_from
-from .store import LineageStore
-from .validation import EventValidator, Fault
+from .validation import Fault
 
 
 def _problem(status: int, message: str, errors: list[Fault] | None = None, **extra: Any) -> JSONResponse:
@@ -69,17 +69,21 @@ async def _read_json(request: Request) -> tuple[Any, JSONResponse | None]:
         return None, _problem(415, str(exc))
 
 
-def create_app(store: LineageStore, validator: EventValidator, minter: IriMinter) -> FastAPI:
-    """Build the service around an open store. Inputs are shared, not copied."""
+def create_app(ingestor: Ingestor) -> FastAPI:
+    """Build the service around an ingestion pipeline and its open store."""
     app = FastAPI(title="provkg", version=__version__,
                   description="OpenLineage events in, a W3C PROV-O knowledge graph out over SPARQL.")
-    ingestor = Ingestor(store, validator, minter)
+    store = ingestor.store
     named = load_named_queries()
 
     def answer(result: IngestResult) -> JSONResponse:
         if result.status == "rejected":
+            if result.shacl is not None:
+                return _problem(422, "event breaks SHACL shapes (ingest mode: reject)", result.faults,
+                                validation=result.shacl.as_dict())
             return _problem(422, "event does not conform to OpenLineage 2-0-2", result.faults)
-        return JSONResponse(result.as_dict(), status_code=201 if result.status == "accepted" else 200)
+        status = {"accepted": 201, "duplicate": 200, "quarantined": 202}[result.status]
+        return JSONResponse(result.as_dict(), status_code=status)
 
     @app.post("/api/v1/lineage", summary="Post one OpenLineage event (RunEvent, DatasetEvent or JobEvent)")
     async def post_lineage(request: Request) -> JSONResponse:
@@ -189,6 +193,53 @@ def create_app(store: LineageStore, validator: EventValidator, minter: IriMinter
         except (QueryParameterError, ValueError) as exc:
             return _problem(422, str(exc))
         return JSONResponse(outcome.as_dict(), status_code=201)
+
+    @app.get("/api/v1/quarantine", summary="Events kept aside because they broke a SHACL Violation")
+    def quarantine_list() -> JSONResponse:
+        if ingestor.quarantine is None:
+            return JSONResponse({"entries": []})
+        return JSONResponse({"entries": [e.summary() for e in ingestor.quarantine.entries()]})
+
+    @app.get("/api/v1/quarantine/{entry_id}", summary="One quarantined event and its SHACL results")
+    def quarantine_get(entry_id: str) -> JSONResponse:
+        try:
+            entry = ingestor.quarantine.get(entry_id) if ingestor.quarantine else None
+        except UnknownEntry:
+            entry = None
+        if entry is None:
+            return _problem(404, f"no quarantined event {entry_id}")
+        return JSONResponse({"id": entry.id, "receivedAt": entry.received_at, "results": entry.results,
+                             "event": entry.event})
+
+    @app.post("/api/v1/quarantine/{entry_id}/release",
+              summary="Store a quarantined event once it conforms (force=true: store it flagged)")
+    async def quarantine_release(entry_id: str, force: bool = False) -> JSONResponse:
+        if ingestor.quarantine is None:
+            return _problem(404, f"no quarantined event {entry_id}")
+        try:
+            result = await run_in_threadpool(ingestor.release, entry_id, force)
+        except UnknownEntry:
+            return _problem(404, f"no quarantined event {entry_id}")
+        return JSONResponse(result.as_dict(), status_code=409 if result.status == "quarantined" else 200)
+
+    @app.get("/api/v1/validation", summary="Validate the whole store against the SHACL shapes")
+    async def validation(stage: str = "all") -> JSONResponse:
+        from .conformance import validate_lineage_store
+
+        if stage not in ("ingest", "store", "all"):
+            return _problem(400, "stage must be ingest, store or all")
+        outcome = await run_in_threadpool(validate_lineage_store, store, Shapes(),
+                                          ("ingest", "store") if stage == "all" else (stage,))
+        return JSONResponse(outcome.as_dict())
+
+    @app.get("/api/v1/completeness", summary="Lineage completeness per model version (target >= 95 %)")
+    async def completeness_route() -> JSONResponse:
+        from .conformance import COMPLETENESS_TARGET, completeness, validate_lineage_store
+
+        def run() -> list[dict]:
+            return [c.as_dict() for c in completeness(store, validate_lineage_store(store, Shapes()))]
+
+        return JSONResponse({"target": COMPLETENESS_TARGET, "modelVersions": await run_in_threadpool(run)})
 
     @app.get("/api/v1/stats", summary="Counts of quads, distinct triples and event graphs")
     def stats() -> dict[str, int]:

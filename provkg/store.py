@@ -94,10 +94,13 @@ class LineageStore:
                 if isinstance(q.subject, NamedNode)]
 
     def stats(self) -> dict[str, int]:
-        """Counts: ``quads`` (all), ``triples`` (distinct in the union), ``graphs`` (named graphs)."""
-        graphs = sum(1 for _ in self.store.named_graphs())
+        """Counts: ``quads`` (in named graphs), ``triples`` (distinct, the default graph),
+        ``graphs`` (event graphs), ``validationReports`` (SHACL report graphs)."""
+        named = sum(1 for _ in self.store.named_graphs())
+        events = len(self.event_graphs())
         triples = int(next(iter(self.query("SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }")))["n"].value)
-        return {"quads": len(self.store) - triples, "triples": triples, "graphs": graphs}
+        return {"quads": len(self.store) - triples, "triples": triples, "graphs": events,
+                "validationReports": named - events}
 
     def dump(self, fmt: RdfFormat, graph: NamedNode | None = None, prefixes: dict[str, str] | None = None) -> bytes:
         """Serialise one graph, or the event graphs (dataset formats: TriG,
