@@ -18,6 +18,8 @@ rdflib copy of the graph.
 from __future__ import annotations
 
 import json
+import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -26,7 +28,9 @@ from xml.etree import ElementTree
 import pyshacl
 import rdflib
 from pyoxigraph import BlankNode, DefaultGraph, Literal, NamedNode, Quad, Store
+from pyshacl import Validator
 from pyshacl.graph_abstraction import DataGraph
+from pyshacl.shapes_graph import ShapesGraph
 
 from .resources import shapes_dir
 from .vocab import DCAT, DCT, PROV, PROVKG, XSD, A, Namespace
@@ -235,18 +239,30 @@ class EventShapesValidator:
     """Validates each event at ingest against the ``ingest`` shapes.
 
     Input: the loaded :class:`Shapes`. :meth:`validate` takes the event's quads
-    and the store (for the neighbourhood; None to validate the event alone)."""
+    and the store (for the neighbourhood; None to validate the event alone).
+
+    Two things keep this fast without weakening it: the shapes graph is
+    harvested once (pyshacl's ShapesGraph, reused across events), and a node
+    whose every triple in the event is already in the store is not a focus
+    node again — it was validated when those triples arrived, and provkg types
+    every node an event mentions, so nothing it points to is new either.
+    """
 
     def __init__(self, shapes: Shapes):
         self.shapes = shapes.graphs["ingest"]
+        self._logger = logging.getLogger("provkg.shacl")
+        self._shapes_graph = ShapesGraph(self.shapes, False, self._logger)
+        self._shapes_graph.shapes  # harvest the shapes now, once
+        self._lock = threading.Lock()  # pyshacl's shapes objects are not re-entrant
 
     def validate(self, quads: list[Quad], store: "Store | None" = None) -> ValidationOutcome:
         data = Store()
         default = DefaultGraph()
         triples = {Quad(q.subject, q.predicate, q.object, default) for q in quads}
-        # the focus nodes are the event's own nodes; the neighbourhood only informs them
         nodes = {q.subject for q in quads if isinstance(q.subject, NamedNode)}
         if store is not None:
+            # a node is new to validation if any of its triples is new
+            focus = {q.subject for q in triples if q not in store and isinstance(q.subject, NamedNode)}
             found: set[Quad] = set()
             for node in nodes:
                 for predicate in _NEIGHBOURHOOD:
@@ -255,8 +271,20 @@ class EventShapesValidator:
             for obj in {q.object for q in found if isinstance(q.object, NamedNode) and q.predicate != A} - nodes:
                 found.update(store.quads_for_pattern(obj, A, None, default))
             triples.update(found)
+        else:
+            focus = nodes
+        if not focus or len(self.shapes) == 0:
+            return ValidationOutcome()
         data.extend(triples)
-        return validate_store(data, self.shapes, focus=nodes)
+        validator = Validator(DataGraph.from_oxigraph_store(data), shacl_graph=self.shapes, options={
+            "inference": "none", "advanced": True, "inplace": True, "allow_warnings": True,
+            "focus_nodes": [rdflib.URIRef(n.value) for n in focus], "logger": self._logger})
+        validator.shacl_graph = self._shapes_graph  # reuse the harvested shapes
+        with self._lock:
+            _conforms, report, text_report = validator.run()
+        if not isinstance(report, rdflib.Graph):
+            raise ShapesError(f"the shapes could not be evaluated: {text_report}")
+        return ValidationOutcome(_results(report))
 
 
 def report_json(outcome: ValidationOutcome) -> str:
