@@ -22,6 +22,7 @@ from .exporting import EXPORT_FORMATS, ExportError, export_graph
 from .ingest import SHACL_MODES, Ingestor, IngestResult, event_files, read_events
 from .iris import DEFAULT_BASE, IriMinter
 from .named_queries import QueryParameterError, load_named_queries, run_named_query
+from .eventlog import EventLog
 from .quarantine import Quarantine, UnknownEntry
 from .resources import SPEC_ENV, ResourceNotFound
 from .shacl import EventShapesValidator, Shapes, ShapesError
@@ -75,8 +76,12 @@ def _ingestor(store: LineageStore, spec: Optional[Path], base_iri: str, shacl_mo
             shapes = EventShapesValidator(Shapes())
         except ShapesError as exc:
             raise _fail(str(exc))
+    try:
+        log = EventLog(store.path / "log")
+    except (OSError, ValueError) as exc:
+        raise _fail(f"cannot open the event log in {store.path / 'log'}: {exc}")
     return Ingestor(store, _validator(spec), _minter(base_iri), shapes, shacl_mode,
-                    Quarantine(store.path / "quarantine"))
+                    Quarantine(store.path / "quarantine"), log)
 
 
 def _minter(base: str) -> IriMinter:
@@ -103,6 +108,9 @@ def serve(
 
     store = _open_store(data)
     ingestor = _ingestor(store, spec, base_iri, shacl_mode)
+    caught_up = ingestor.catch_up()
+    if caught_up:
+        out.print(f"projected {caught_up} logged events the store lacked (after an interrupted run)")
     if demo:
         from .demo import demo_events
 
@@ -465,6 +473,95 @@ def quarantine_release(
     sys.stdout.write(json.dumps(result.as_dict(), indent=2) + "\n")
     if result.status == "quarantined":
         raise typer.Exit(1)
+
+
+@app.command()
+def rebuild(
+    data: Path = DataOpt,
+    base_iri: str = BaseOpt,
+    spec: Optional[Path] = SpecOpt,
+    shacl_mode: str = ShaclModeOpt,
+) -> None:
+    """Rebuild the store from the event log: replay every logged event into a fresh store.
+
+    The old store is kept beside it as graph.replaced-<time> until you delete it."""
+    from datetime import datetime as _dt
+
+    graph_dir = data / "graph"
+    if not (data / "log" / "events.jsonl").exists():
+        raise _fail(f"no event log in {data / 'log'}")
+    if graph_dir.exists():
+        # fail now, not after the move, if a server holds the store
+        _open_store(data).store.flush()
+        aside = data / f"graph.replaced-{_dt.now().strftime('%Y%m%dT%H%M%S')}"
+        graph_dir.rename(aside)
+        err.print(f"old store moved to {aside}")
+    store = _open_store(data)
+    ingestor = _ingestor(store, spec, base_iri, shacl_mode)
+    try:
+        count = ingestor.catch_up()
+    except ValueError as exc:
+        raise _fail(str(exc))
+    store.flush()
+    stats = store.stats()
+    out.print(f"rebuilt from {count} log entries: {stats['graphs']} event graphs, {stats['triples']} triples")
+
+
+@app.command()
+def verify(
+    data: Path = DataOpt,
+    public_key: Optional[Path] = typer.Option(None, "--public-key", help="Ed25519 public key (PEM) of the checkpoints."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    base_iri: str = BaseOpt,
+) -> None:
+    """Verify the record: the log's hash chain, its signed checkpoints, and that the store matches the log.
+
+    Names every entry that was modified, removed or reordered. Exit 0 when
+    intact, 1 when anything was found, 2 on error."""
+    from .integrity import verify as verify_record
+
+    if not (data / "log").exists():
+        raise _fail(f"no event log in {data / 'log'}")
+    try:
+        report = verify_record(data, _minter(base_iri), public_key)
+    except (OSError, ValueError) as exc:
+        raise _fail(str(exc))
+    sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n" if as_json else report.to_text())
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def checkpoint(
+    key: Path = typer.Option(..., "--key", help="Ed25519 private key (PEM), e.g. from `provkg signing-key`."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write the checkpoint to this file."),
+    data: Path = DataOpt,
+) -> None:
+    """Sign the event log's current head (Ed25519) and append the checkpoint to the log folder."""
+    from .integrity import sign_checkpoint
+
+    try:
+        signed = sign_checkpoint(EventLog(data / "log", read_only=True), key)
+    except (OSError, ValueError) as exc:
+        raise _fail(str(exc))
+    text = json.dumps(signed, indent=2) + "\n"
+    if output:
+        output.write_text(text, encoding="utf-8")
+    sys.stdout.write(text)
+
+
+@app.command("signing-key")
+def signing_key(
+    private: Path = typer.Argument(..., help="Where to write the private key (PEM, mode 0600)."),
+    public: Path = typer.Argument(..., help="Where to write the public key (PEM)."),
+) -> None:
+    """Generate an Ed25519 key pair for signing checkpoints."""
+    from .integrity import generate_signing_key
+
+    if private.exists():
+        raise _fail(f"{private} exists; not overwriting a key")
+    generate_signing_key(private, public)
+    err.print(f"wrote {private} and {public}")
 
 
 @app.command("demo-events")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +24,7 @@ from pyoxigraph import NamedNode, Quad
 from .iris import IriMinter
 from .entailment import default_entailer
 from .mapping import EventMapper
+from .eventlog import EventLog, LogEntry
 from .quarantine import Quarantine
 from .shacl import EventShapesValidator, ValidationOutcome
 from .store import LineageStore
@@ -120,7 +122,7 @@ class Ingestor:
 
     def __init__(self, store: LineageStore, validator: EventValidator, minter: IriMinter,
                  shapes: EventShapesValidator | None = None, shacl_mode: str = "off",
-                 quarantine: Quarantine | None = None):
+                 quarantine: Quarantine | None = None, log: EventLog | None = None):
         if shacl_mode not in SHACL_MODES:
             raise ValueError(f"shacl mode must be one of {', '.join(SHACL_MODES)}, not {shacl_mode!r}")
         if shacl_mode != "off" and shapes is None:
@@ -133,12 +135,19 @@ class Ingestor:
         self.shapes = shapes
         self.shacl_mode = shacl_mode
         self.quarantine = quarantine
+        self.log = log
+        # the log append and the store write of one event happen together, in
+        # log order, so the store is always a prefix-projection of the log
+        self._commit_lock = threading.Lock()
 
     def ingest(self, event: Any, received_at: datetime | None = None, source: str | None = None,
-               shacl_mode: str | None = None) -> IngestResult:
+               shacl_mode: str | None = None, raw: str | None = None, _replay: bool = False) -> IngestResult:
         """Ingest one decoded event (OpenLineage 2-0-2 RunEvent, DatasetEvent or JobEvent).
 
-        ``shacl_mode`` overrides the ingestor's mode for this event."""
+        ``raw``: the event's JSON text as received (logged as is; default: its
+        RFC 8785 canonical form). ``shacl_mode`` overrides the ingestor's mode
+        for this event. An accepted event is in the log (fsync'ed) before this
+        returns."""
         mode = shacl_mode or self.shacl_mode
         faults = self.validator.validate(event)
         if faults:
@@ -166,7 +175,13 @@ class Ingestor:
         if outcome is not None and outcome.results:
             report = NamedNode(graph.value + "/shacl-report")
             quads = quads + outcome.report_quads(report, report) + [Quad(graph, PROVKG.validationReport, report, report)]
-        written = self.store.add_graph(graph, quads)
+        with self._commit_lock:
+            if self.store.has_graph(graph):
+                return IngestResult("duplicate", graph.value, digest, source=source)
+            if self.log is not None and not _replay:
+                text = raw if raw is not None else rfc8785.dumps(event).decode("utf-8")
+                self.log.append(text, digest, received_at.isoformat(), source or "api")
+            written = self.store.add_graph(graph, quads)
         return IngestResult("accepted" if written else "duplicate", graph.value, digest,
                             len(mapped.quads) if written else 0, shacl=outcome, source=source)
 
@@ -174,6 +189,29 @@ class Ingestor:
         """Ingest (event, source) pairs one by one; a bad one does not stop the rest."""
         for event, source in events:
             yield self.ingest(event, source=source)
+
+    def catch_up(self) -> int:
+        """Apply the log entries the store lacks (after a crash between the log
+        append and the store write), in log order; returns how many."""
+        if self.log is None:
+            return 0
+        applied = 0
+        for entry in self.log.entries():
+            if not self.store.has_graph(self.mapper.iri.event_graph(entry.content_hash)):
+                self.replay(entry)
+                applied += 1
+        return applied
+
+    def replay(self, entry: "LogEntry") -> IngestResult:
+        """Project one log entry into the store, with its logged receipt time,
+        as it was projected when accepted (SHACL reports included)."""
+        mode = "flag" if self.shacl_mode != "off" else "off"
+        result = self.ingest(entry.event(), received_at=datetime.fromisoformat(entry.received_at),
+                             source=entry.source, shacl_mode=mode, _replay=True)
+        if result.status == "rejected":  # only if the shapes or schemas changed since
+            raise ValueError(f"log entry seq {entry.seq} no longer passes validation: "
+                             + "; ".join(f.message for f in result.faults))
+        return result
 
     def release(self, entry_id: str, force: bool = False) -> IngestResult:
         """Move a quarantined event into the store once it conforms (after a fix

@@ -39,9 +39,9 @@ def _problem(status: int, message: str, errors: list[Fault] | None = None, **ext
     return JSONResponse(body, status_code=status)
 
 
-async def _json_body(request: Request) -> Any:
-    """The request body as JSON, gunzipped when ``Content-Encoding: gzip``.
-    Raises :class:`MalformedJSON` (answered 400) or ``ValueError`` for 415."""
+async def _json_body(request: Request) -> tuple[Any, str]:
+    """The request body as JSON and as text, gunzipped when ``Content-Encoding:
+    gzip``. Raises :class:`MalformedJSON` (answered 400) or ``ValueError`` for 415."""
     ctype = (request.headers.get("content-type") or "application/json").split(";", 1)[0].strip().lower()
     if ctype != "application/json" and not ctype.endswith("+json"):
         raise ValueError(f"send events as application/json, not {ctype}")
@@ -56,11 +56,12 @@ async def _json_body(request: Request) -> Any:
         raise ValueError(f"unsupported Content-Encoding {encoding!r} (use gzip or none)")
     if not body.strip():
         raise MalformedJSON("empty body: expected an OpenLineage event as JSON")
-    return decode_json(body)
+    doc = decode_json(body)
+    return doc, body.decode("utf-8")
 
 
 async def _read_json(request: Request) -> tuple[Any, JSONResponse | None]:
-    """(decoded body, None), or (None, the 400/415 answer saying why not)."""
+    """((decoded body, text), None), or (None, the 400/415 answer saying why not)."""
     try:
         return await _json_body(request), None
     except MalformedJSON as exc:
@@ -88,21 +89,24 @@ def create_app(ingestor: Ingestor) -> FastAPI:
     @app.post("/api/v1/lineage", summary="Post one OpenLineage event (RunEvent, DatasetEvent or JobEvent)")
     async def post_lineage(request: Request) -> JSONResponse:
         received = datetime.now(timezone.utc)
-        event, problem = await _read_json(request)
+        body, problem = await _read_json(request)
         if problem is not None:
             return problem
+        event, raw = body
         # store writes and queries block: keep them off the event loop
-        return answer(await run_in_threadpool(ingestor.ingest, event, received_at=received))
+        return answer(await run_in_threadpool(ingestor.ingest, event, received_at=received, source="http", raw=raw))
 
     @app.post("/api/v1/lineage/batch", summary="Post an array of OpenLineage events")
     async def post_batch(request: Request) -> JSONResponse:
         received = datetime.now(timezone.utc)
-        events, problem = await _read_json(request)
+        body, problem = await _read_json(request)
         if problem is not None:
             return problem
+        events = body[0]
         if not isinstance(events, list):
             return _problem(400, "a batch is a JSON array of OpenLineage events", [Fault("", "expected an array")])
-        results = await run_in_threadpool(lambda: [ingestor.ingest(e, received_at=received) for e in events])
+        results = await run_in_threadpool(lambda: [ingestor.ingest(e, received_at=received, source="batch")
+                                                   for e in events])
         failed = [(i, r) for i, r in enumerate(results) if r.status == "rejected"]
         return JSONResponse({
             "status": "partial_success" if failed else "success",
@@ -180,9 +184,10 @@ def create_app(ingestor: Ingestor) -> FastAPI:
     async def erasure_request(request: Request) -> JSONResponse:
         from .erasure import handle_erasure_request
 
-        body, problem = await _read_json(request)
+        parsed, problem = await _read_json(request)
         if problem is not None:
             return problem
+        body = parsed[0]
         if not isinstance(body, dict) or not isinstance(body.get("subject"), str) \
                 or not isinstance(body.get("requestedBy"), str):
             return _problem(422, "send {\"subject\": str, \"requestedBy\": str, \"article\": \"A17\" | \"A7-3\"}",
