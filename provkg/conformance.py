@@ -18,7 +18,7 @@ from typing import Any, Iterable
 from pyoxigraph import DefaultGraph, Quad, RdfFormat, Store, parse
 
 from .entailment import default_entailer
-from .ingest import canonical_hash, event_files, read_events
+from .ingest import canonical_hash, read_events
 from .iris import IriMinter
 from .mapping import EventMapper
 from .named_queries import UnknownNode, load_named_queries, run_named_query
@@ -40,9 +40,12 @@ def load_files(paths: Iterable[Path], validator: EventValidator, minter: IriMint
     data = Store()
     default = DefaultGraph()
     mapper = EventMapper(minter, default_entailer())
-    for path in paths:
+    expanded: list[Path] = []
+    for path in paths:  # a folder stands for the event and RDF files in it
+        expanded += sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for path in expanded:
         if path.suffix in _EVENT_SUFFIXES:
-            for file in event_files([path]):
+            for file in [path]:
                 for event, source, problem in read_events(file):
                     if problem is not None:
                         raise InputError(f"{source}: {problem}")

@@ -108,10 +108,12 @@ def create_app(ingestor: Ingestor) -> FastAPI:
         results = await run_in_threadpool(lambda: [ingestor.ingest(e, received_at=received, source="batch")
                                                    for e in events])
         failed = [(i, r) for i, r in enumerate(results) if r.status == "rejected"]
+        quarantined = sum(1 for r in results if r.status == "quarantined")
         return JSONResponse({
             "status": "partial_success" if failed else "success",
             "summary": {"received": len(results), "successful": len(results) - len(failed),
-                        "failed": len(failed), "retriable": 0, "non_retriable": len(failed)},
+                        "failed": len(failed), "retriable": 0, "non_retriable": len(failed),
+                        "quarantined": quarantined},
             "failed_events": [
                 {"index": i, "reason": "; ".join(f"{f.pointer or '/'}: {f.message}" for f in r.faults),
                  "retriable": False, "errors": [f.as_dict() for f in r.faults]}

@@ -29,6 +29,7 @@ import pyshacl
 import rdflib
 from pyoxigraph import BlankNode, DefaultGraph, Literal, NamedNode, Quad, Store
 from pyshacl import Validator
+from pyshacl.errors import ConstraintLoadError, ReportableRuntimeError, ShapeLoadError
 from pyshacl.graph_abstraction import DataGraph
 from pyshacl.shapes_graph import ShapesGraph
 
@@ -201,7 +202,23 @@ def _parse(path: Path) -> rdflib.Graph:
         raise ShapesError(f"shapes file {path} does not parse: {exc}") from exc
 
 
-def _results(report: rdflib.Graph) -> list[ShapeResult]:
+def _shape_name(shape: Any, shapes: rdflib.Graph | None) -> str | None:
+    """A stable name for a result's source shape: its IRI, or for a blank-node
+    property shape the IRI of the node shape holding it (pyshacl labels blank
+    nodes afresh on every run)."""
+    if shape is None or isinstance(shape, rdflib.URIRef) or shapes is None:
+        return _text(shape)
+    for _ in range(4):  # property shapes nest in sh:property, sh:not, sh:or lists ...
+        parent = shapes.value(predicate=_SH.property, object=shape)
+        if parent is None:
+            break
+        if isinstance(parent, rdflib.URIRef):
+            return str(parent)
+        shape = parent
+    return _text(shape)
+
+
+def _results(report: rdflib.Graph, shapes: rdflib.Graph | None = None) -> list[ShapeResult]:
     out = []
     for node in report.subjects(rdflib.RDF.type, _SH.ValidationResult):
         severity = report.value(node, _SH.resultSeverity)
@@ -210,7 +227,7 @@ def _results(report: rdflib.Graph) -> list[ShapeResult]:
             severity=str(severity).rsplit("#", 1)[-1] if severity is not None else "Violation",
             message=_text(report.value(node, _SH.resultMessage)) or "",
             path=_text(report.value(node, _SH.resultPath)),
-            shape=_text(report.value(node, _SH.sourceShape)),
+            shape=_shape_name(report.value(node, _SH.sourceShape), shapes),
             value=_text(report.value(node, _SH.value)),
             component=_text(report.value(node, _SH.sourceConstraintComponent)),
         ))
@@ -227,12 +244,15 @@ def validate_store(data: Store, shapes: rdflib.Graph, focus: Iterable[NamedNode]
         return ValidationOutcome()
     data_graph = DataGraph.from_oxigraph_store(data)
     focus_nodes = [rdflib.URIRef(n.value) for n in focus] if focus is not None else None
-    _conforms, report, text_report = pyshacl.validate(
-        data_graph, shacl_graph=shapes, inference="none", advanced=True, inplace=True, allow_warnings=True,
-        focus_nodes=focus_nodes)
+    try:
+        _conforms, report, text_report = pyshacl.validate(
+            data_graph, shacl_graph=shapes, inference="none", advanced=True, inplace=True, allow_warnings=True,
+            focus_nodes=focus_nodes)
+    except (ReportableRuntimeError, ConstraintLoadError, ShapeLoadError, SyntaxError, ValueError) as exc:
+        raise ShapesError(f"the shapes could not be evaluated: {exc}") from exc
     if not isinstance(report, rdflib.Graph):  # pyshacl's ValidationFailure: the shapes are at fault
         raise ShapesError(f"the shapes could not be evaluated: {text_report}")
-    return ValidationOutcome(_results(report))
+    return ValidationOutcome(_results(report, shapes))
 
 
 class EventShapesValidator:
@@ -262,11 +282,23 @@ class EventShapesValidator:
         nodes = {q.subject for q in quads if isinstance(q.subject, NamedNode)}
         if store is not None:
             # a node is new to validation if any of its triples is new
-            focus = {q.subject for q in triples if q not in store and isinstance(q.subject, NamedNode)}
+            new = [q for q in triples if q not in store]
+            focus = {q.subject for q in new if isinstance(q.subject, NamedNode)}
+            # PROV-CONSTRAINTS 53 reads the user's end time: a new use or a
+            # new end time puts the entities used back in focus
+            focus |= {q.object for q in new if q.predicate == PROV.used and isinstance(q.object, NamedNode)}
+            for run in {q.subject for q in new if q.predicate == PROV.endedAtTime}:
+                focus |= {q.object for q in store.quads_for_pattern(run, PROV.used, None, default)}
+                focus |= {q.object for q in triples if q.subject == run and q.predicate == PROV.used}
             found: set[Quad] = set()
-            for node in nodes:
+            for node in nodes | focus:
                 for predicate in _NEIGHBOURHOOD:
                     found.update(store.quads_for_pattern(node, predicate, None, default))
+            for node in focus:  # who used it, and when they ended
+                for use in store.quads_for_pattern(None, PROV.used, node, default):
+                    found.add(use)
+                    found.update(store.quads_for_pattern(use.subject, PROV.endedAtTime, None, default))
+                    found.update(store.quads_for_pattern(use.subject, A, None, default))
             # the types of what those facts point to (sh:class on their objects)
             for obj in {q.object for q in found if isinstance(q.object, NamedNode) and q.predicate != A} - nodes:
                 found.update(store.quads_for_pattern(obj, A, None, default))
@@ -280,11 +312,14 @@ class EventShapesValidator:
             "inference": "none", "advanced": True, "inplace": True, "allow_warnings": True,
             "focus_nodes": [rdflib.URIRef(n.value) for n in focus], "logger": self._logger})
         validator.shacl_graph = self._shapes_graph  # reuse the harvested shapes
-        with self._lock:
-            _conforms, report, text_report = validator.run()
+        try:
+            with self._lock:
+                _conforms, report, text_report = validator.run()
+        except (ReportableRuntimeError, ConstraintLoadError, ShapeLoadError, SyntaxError, ValueError) as exc:
+            raise ShapesError(f"the shapes could not be evaluated: {exc}") from exc
         if not isinstance(report, rdflib.Graph):
             raise ShapesError(f"the shapes could not be evaluated: {text_report}")
-        return ValidationOutcome(_results(report))
+        return ValidationOutcome(_results(report, self.shapes))
 
 
 def report_json(outcome: ValidationOutcome) -> str:

@@ -202,6 +202,7 @@ def test_batch_endpoint_reports_each_event(server):
     assert r.status_code == 200
     body = r.json()
     assert body["status"] == "partial_success"
-    assert body["summary"] == {"received": 3, "successful": 2, "failed": 1, "retriable": 0, "non_retriable": 1}
+    assert body["summary"] == {"received": 3, "successful": 2, "failed": 1, "retriable": 0, "non_retriable": 1,
+                               "quarantined": 0}
     assert [f["index"] for f in body["failed_events"]] == [1]
     assert body["results"][2]["status"] == "duplicate"
