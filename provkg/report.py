@@ -18,6 +18,7 @@ from pyoxigraph import NamedNode, Variable
 from .named_queries import QueryAnswer, kind_of, load_named_queries, run_named_query
 from .resources import queries_dir
 from .store import LineageStore
+from .vocab import PROVKG
 
 # (section title, kinds in it), in the order a reader follows the chain back
 SECTIONS = [
@@ -57,6 +58,8 @@ def _details(store: LineageStore, node: str) -> dict[str, list[str]]:
         if local not in FACTS:
             continue
         shown = s["valueLabel"].value if s["valueLabel"] is not None else s["value"].value
+        if shown.startswith(PROVKG.iri):  # ontology individuals (capture tier, run state) by name
+            shown = shown[len(PROVKG.iri):]
         facts.setdefault(FACTS[local], [])
         if shown not in facts[FACTS[local]]:
             facts[FACTS[local]].append(shown)
