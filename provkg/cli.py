@@ -17,7 +17,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .config import ENV_BASE_IRI, ENV_DATA, ENV_HOST, ENV_PORT, ENV_SHACL_MODE
+from .config import (ENV_AUTH, ENV_BASE_IRI, ENV_DATA, ENV_HOST, ENV_MAX_BATCH, ENV_MAX_BODY, ENV_MAX_QUERIES,
+                     ENV_MAX_RESULT_BYTES, ENV_MAX_ROWS, ENV_PORT, ENV_QUERY_TIMEOUT, ENV_RATE_BURST, ENV_RATE_LIMIT,
+                     ENV_SHACL_MODE)
 from .exporting import EXPORT_FORMATS, ExportError, export_graph
 from .ingest import SHACL_MODES, Ingestor, IngestResult, event_files, read_events
 from .iris import DEFAULT_BASE, IriMinter
@@ -100,12 +102,48 @@ def serve(
     spec: Optional[Path] = SpecOpt,
     demo: bool = typer.Option(False, "--demo", help="Load the demo ML-platform lineage first (idempotent)."),
     shacl_mode: str = ShaclModeOpt,
+    open_access: bool = typer.Option(False, "--open", help=f"Serve without authentication even when API keys exist "
+                                                           f"(local use; same as {ENV_AUTH}=off)."),
+    max_body: str = typer.Option("2MiB", "--max-body", envvar=ENV_MAX_BODY,
+                                 help="Largest request body, also once gunzipped (413 beyond): bytes or 2MiB, 512KB..."),
+    max_batch: int = typer.Option(1000, "--max-batch", envvar=ENV_MAX_BATCH, help="Most events in one batch (413)."),
+    query_timeout: float = typer.Option(30.0, "--query-timeout", envvar=ENV_QUERY_TIMEOUT,
+                                        help="Seconds a SPARQL or named query may run before the client gets 503."),
+    max_queries: int = typer.Option(4, "--max-queries", envvar=ENV_MAX_QUERIES,
+                                    help="Queries running at once; more wait for a slot up to the query timeout."),
+    max_rows: int = typer.Option(100_000, "--max-rows", envvar=ENV_MAX_ROWS,
+                                 help="Most rows in a SPARQL or named-query answer (413: use LIMIT)."),
+    max_result_bytes: str = typer.Option("50MB", "--max-result-bytes", envvar=ENV_MAX_RESULT_BYTES,
+                                         help="Largest SPARQL answer (413: use LIMIT)."),
+    rate_limit: float = typer.Option(100.0, "--rate-limit", envvar=ENV_RATE_LIMIT,
+                                     help="Requests per second per API key (429 with Retry-After beyond); 0: none."),
+    rate_burst: int = typer.Option(200, "--rate-burst", envvar=ENV_RATE_BURST,
+                                   help="Requests a key may send at once before --rate-limit applies."),
 ) -> None:
-    """Run the HTTP service: OpenLineage ingestion, SPARQL endpoint, named queries, export."""
+    """Run the HTTP service: OpenLineage ingestion, SPARQL endpoint, named queries, export.
+
+    Once an API key exists (`provkg keys create`) every route but /, /healthz
+    and /docs needs one (Authorization: Bearer); --open serves without. Queries,
+    exports and admin actions are recorded in DATA/audit.jsonl (`provkg audit`).
+    Every limit is 0 for none (except --max-queries); see docs/security.md."""
+    import os
+
     import uvicorn
 
+    from .auth import KeyStore
+    from .limits import Limits, parse_size
     from .server import create_app
 
+    auth_env = os.environ.get(ENV_AUTH, "").strip().lower()
+    if auth_env not in ("", "on", "auto", "off"):
+        raise _fail(f"{ENV_AUTH} must be on or off, not {auth_env!r}")
+    open_access = open_access or auth_env == "off"
+    try:
+        limits = Limits(max_body=parse_size(max_body), max_batch=max_batch, query_timeout=query_timeout,
+                        max_queries=max_queries, max_rows=max_rows, max_result_bytes=parse_size(max_result_bytes),
+                        rate=rate_limit, burst=rate_burst)
+    except ValueError as exc:
+        raise _fail(str(exc))
     store = _open_store(data)
     ingestor = _ingestor(store, spec, base_iri, shacl_mode)
     caught_up = ingestor.catch_up()
@@ -119,14 +157,32 @@ def serve(
                   f"{counts.get('duplicate', 0)} already present, {counts.get('rejected', 0)} rejected")
     stats = store.stats()
     url = f"http://{host}:{port}"
+    keys = KeyStore(data)
+    auth_on = keys.enabled() and not open_access
     out.print(f"[bold]provkg[/bold] serving store [cyan]{data}[/cyan] "
               f"({stats['graphs']} events, {stats['triples']} triples) on [cyan]{url}[/cyan]")
-    out.print(_try_this(url, store, demo), markup=False, highlight=False, soft_wrap=True)
-    uvicorn.run(create_app(ingestor), host=host, port=port, log_level="warning")
+    if auth_on:
+        active = sum(1 for k in keys.keys() if k.active)
+        out.print(f"authentication: on ({active} active API keys; send Authorization: Bearer <key>)")
+    elif keys.enabled():
+        out.print("[yellow]authentication: off (--open): anyone who can reach the port can query and post[/yellow]")
+    else:
+        out.print("authentication: off (no API key yet; `provkg keys create --role admin --name NAME` turns it on)")
+    out.print(_try_this(url, store, demo, auth_on), markup=False, highlight=False, soft_wrap=True)
+    uvicorn.run(create_app(ingestor, limits=limits, open_access=open_access, keys=keys), host=host, port=port,
+                log_level="warning")
 
 
-def _try_this(url: str, store: LineageStore, demo: bool) -> str:
+def _try_this(url: str, store: LineageStore, demo: bool, auth_on: bool = False) -> str:
     """What a newcomer can paste next: real IRIs from this store."""
+    lines = _try_lines(url, store, demo)
+    if auth_on:  # every example needs the key
+        lines = [line.replace("  curl -s ", '  curl -s -H "Authorization: Bearer $PROVKG_KEY" ', 1) for line in lines]
+        lines.insert(1, "  (export PROVKG_KEY=<a reader key from `provkg keys create --role reader --name NAME`>)")
+    return "\n".join(lines)
+
+
+def _try_lines(url: str, store: LineageStore, demo: bool) -> list[str]:
     lines = [
         "Try:",
         f"  curl -s {url}/sparql -H 'Accept: text/csv' --data-urlencode "
@@ -153,7 +209,7 @@ def _try_this(url: str, store: LineageStore, demo: bool) -> str:
             lines.append(f"  curl -s -G {url}/api/v1/queries/backward-provenance "
                          f"--data-urlencode node={example['d'].value} --data-urlencode depth=3")
     lines.append(f"  API docs: {url}/docs    Post OpenLineage events to {url}/api/v1/lineage    Stop: Ctrl-C")
-    return "\n".join(lines)
+    return lines
 
 
 def _print_rejection(result: IngestResult) -> None:
@@ -577,6 +633,107 @@ def demo_events_cmd(
         for event in events:
             fh.write(json.dumps(event) + "\n")
     err.print(f"wrote {len(events)} events to {output}")
+
+
+keys_app = typer.Typer(help="API keys of the HTTP service: roles emitter, reader, auditor, admin (see docs/security.md).",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    role: str = typer.Option(..., "--role", "-r", help="emitter (post events only), reader (queries), auditor "
+                                                       "(queries, exports, reports, quarantine), admin (everything)."),
+    name: str = typer.Option(..., "--name", "-n", help="Who or what holds the key (shown in the audit log)."),
+    data: Path = DataOpt,
+) -> None:
+    """Create an API key and print it once (provkg stores only its SHA-256).
+
+    The first key turns authentication on for `provkg serve` on this data
+    directory, at once if it is running."""
+    from .auth import KeyError_, KeyStore
+
+    try:
+        key, token = KeyStore(data).create(role, name)
+    except KeyError_ as exc:
+        raise _fail(str(exc))
+    except OSError as exc:
+        raise _fail(f"cannot write the key file: {exc}")
+    sys.stdout.write(token + "\n")
+    err.print(f"created key {key.id} ({key.name}, role {key.role}); the key above is shown once: store it now. "
+              "Clients send it as Authorization: Bearer <key>.")
+
+
+@keys_app.command("list")
+def keys_list(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    data: Path = DataOpt,
+) -> None:
+    """List the API keys: id, name, role, created, revoked (never the secrets)."""
+    from .auth import KeyStore
+
+    store = KeyStore(data)
+    keys = store.keys()
+    if store.problem:
+        raise _fail(store.problem)
+    if as_json:
+        sys.stdout.write(json.dumps([k.public() for k in keys], indent=2) + "\n")
+        return
+    table = Table("id", "name", "role", "created", "revoked", title=f"API keys ({store.path})")
+    for k in keys:
+        table.add_row(k.id, k.name, k.role, k.created, k.revoked or "")
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: str = typer.Argument(..., help="The key's id (8 hex digits, from `provkg keys list`)."),
+    data: Path = DataOpt,
+) -> None:
+    """Revoke an API key; a running server refuses it at once (401)."""
+    from .auth import KeyError_, KeyStore
+
+    try:
+        key = KeyStore(data).revoke(key_id)
+    except KeyError_ as exc:
+        raise _fail(str(exc))
+    err.print(f"revoked key {key.id} ({key.name}, role {key.role}) at {key.revoked}")
+
+
+@app.command("audit")
+def audit_cmd(
+    since: Optional[str] = typer.Option(None, "--since", help="Only entries at or after this ISO 8601 date(-time)."),
+    key: Optional[str] = typer.Option(None, "--key", help="Only this key id (or 'anonymous')."),
+    limit: int = typer.Option(100, "--limit", "-n", help="The newest N entries."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON lines instead of a table."),
+    data: Path = DataOpt,
+) -> None:
+    """Show the audit log: who queried or exported what, when, and with what answer."""
+    from .audit import AuditLog, parse_since
+
+    try:
+        cutoff = parse_since(since) if since else None
+    except ValueError:
+        raise _fail(f"--since must be an ISO 8601 date or date-time, got {since!r}")
+    entries = AuditLog(data).search(cutoff, key, limit)
+    if as_json:
+        for entry in entries:
+            sys.stdout.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        return
+    table = Table("time", "key", "role", "request", "status", "rows", "bytes", title=f"audit log ({len(entries)})")
+    table.columns[0].no_wrap = True
+    for e in entries:
+        what = f"{e.get('method', '')} {e.get('path', '')}"
+        if e.get("sparql"):
+            what += " " + " ".join(str(e["sparql"]).split())[:80]
+        elif e.get("params"):
+            what += " " + " ".join(f"{k}={v}" for k, v in e["params"].items())[:80]
+        who = e.get("key") or "-"
+        if e.get("name"):
+            who += f" ({e['name']})"
+        table.add_row(str(e.get("time", "")), who, e.get("role") or "", what, str(e.get("status", "")),
+                      "" if e.get("rows") is None else str(e["rows"]), str(e.get("bytes", "")))
+    out.print(table)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -7,21 +7,34 @@ Routes:
 - ``GET /api/v1/queries`` and ``GET /api/v1/queries/{name}?param=...``: named queries.
 - ``GET /api/v1/export?format=trig|nquads|turtle|jsonld[&graph=IRI]``: the graph as a file.
 - ``GET /api/v1/stats``, ``GET /healthz``.
+- ``GET /api/v1/audit``, ``GET|POST /api/v1/keys``, ``DELETE /api/v1/keys/{id}``: admin.
+
+Every request passes :class:`Guard` first (ASGI middleware): API key and role
+(:mod:`provkg.auth`), rate limit and body size (:mod:`provkg.limits`), and the
+audit log (:mod:`provkg.audit`), written before an audited answer leaves.
 """
 
 from __future__ import annotations
 
-import gzip
+import json
+import time
 import zlib
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__
+from .audit import AuditLog, now_iso, parse_since
+from .auth import ANONYMOUS, LEAST_ROLE, ROLES, Denied, KeyError_, KeyStore, Principal, permission_for
+from .limits import (BodyTooLarge, GuardedWriter, LimitExceeded, Limits, QueryGate, TokenBuckets, body_too_large,
+                     count_rows, gunzip_bounded)
 from .exporting import EXPORT_FORMATS, ExportError, export_graph
 from .ingest import Ingestor, IngestResult, MalformedJSON, decode_json
 from .quarantine import UnknownEntry
@@ -31,17 +44,29 @@ from .sparql_protocol import ProtocolError, execute, request_from
 from .validation import Fault
 
 
-def _problem(status: int, message: str, errors: list[Fault] | None = None, **extra: Any) -> JSONResponse:
+def _problem(status: int, message: str, errors: list[Fault] | None = None, headers: dict[str, str] | None = None,
+             **extra: Any) -> JSONResponse:
     body: dict[str, Any] = {"error": message}
     if errors:
         body["errors"] = [f.as_dict() for f in errors]
     body.update(extra)
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
-async def _json_body(request: Request) -> tuple[Any, str]:
+def _limit_problem(exc: LimitExceeded) -> JSONResponse:
+    return _problem(exc.status, exc.message,
+                    headers={"Retry-After": str(exc.retry_after)} if exc.retry_after else None)
+
+
+def _note(request: Request, **fields: Any) -> None:
+    """Add fields to this request's audit entry (see :class:`Guard`)."""
+    request.scope.setdefault("state", {}).setdefault("audit", {}).update(fields)
+
+
+async def _json_body(request: Request, max_body: int = 0) -> tuple[Any, str]:
     """The request body as JSON and as text, gunzipped when ``Content-Encoding:
-    gzip``. Raises :class:`MalformedJSON` (answered 400) or ``ValueError`` for 415."""
+    gzip`` (to at most ``max_body`` bytes). Raises :class:`MalformedJSON`
+    (answered 400), ``ValueError`` for 415 or :class:`BodyTooLarge` (413)."""
     ctype = (request.headers.get("content-type") or "application/json").split(";", 1)[0].strip().lower()
     if ctype != "application/json" and not ctype.endswith("+json"):
         raise ValueError(f"send events as application/json, not {ctype}")
@@ -49,7 +74,7 @@ async def _json_body(request: Request) -> tuple[Any, str]:
     encoding = (request.headers.get("content-encoding") or "identity").strip().lower()
     if encoding == "gzip":
         try:
-            body = gzip.decompress(body)
+            body = gunzip_bounded(body, max_body)
         except (OSError, EOFError, zlib.error) as exc:
             raise MalformedJSON(f"body is not valid gzip: {exc}") from exc
     elif encoding != "identity":
@@ -60,22 +85,214 @@ async def _json_body(request: Request) -> tuple[Any, str]:
     return doc, body.decode("utf-8")
 
 
-async def _read_json(request: Request) -> tuple[Any, JSONResponse | None]:
-    """((decoded body, text), None), or (None, the 400/415 answer saying why not)."""
+async def _read_json(request: Request, max_body: int = 0) -> tuple[Any, JSONResponse | None]:
+    """((decoded body, text), None), or (None, the 400/413/415 answer saying why not)."""
     try:
-        return await _json_body(request), None
+        return await _json_body(request, max_body), None
+    except BodyTooLarge as exc:
+        return None, _limit_problem(exc)
     except MalformedJSON as exc:
         return None, _problem(400, str(exc), [Fault("", str(exc))])
     except ValueError as exc:
         return None, _problem(415, str(exc))
 
 
-def create_app(ingestor: Ingestor) -> FastAPI:
-    """Build the service around an ingestion pipeline and its open store."""
+def _params(scope: Scope) -> dict[str, Any]:
+    """Query-string parameters; a repeated one as a list."""
+    out: dict[str, Any] = {}
+    for key, value in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True):
+        if key in out:
+            out[key] = (out[key] if isinstance(out[key], list) else [out[key]]) + [value]
+        else:
+            out[key] = value
+    return out
+
+
+class Guard:
+    """ASGI middleware in front of every route: authentication and role,
+    rate limit, body size, and the audit log.
+
+    In order: a route that needs a permission (:func:`provkg.auth.permission_for`)
+    needs a valid key when authentication is on (401 with ``WWW-Authenticate:
+    Bearer`` if missing, unknown or revoked) whose role holds the permission
+    (403); each key (and each address sending no valid key) is rate limited
+    (429, Retry-After); a body longer than ``max_body`` is refused with 413, by
+    its Content-Length before it is read, or as it streams in. Queries,
+    exports, admin actions and refusals (401, 403) are audited: the answer is
+    held until its entry is in the audit log (503 if the log cannot be written).
+    """
+
+    def __init__(self, app: ASGIApp, keys: KeyStore, audit: AuditLog, limits: Limits, open_access: bool):
+        self.app = app
+        self.keys = keys
+        self.audit = audit
+        self.limits = limits
+        self.open_access = open_access
+        self.buckets = TokenBuckets(limits.rate, limits.burst)
+
+    def auth_on(self) -> bool:
+        return not self.open_access and self.keys.enabled()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.monotonic()
+        method, path = scope["method"], scope["path"]
+        permission = permission_for(method, path)
+        headers = Headers(scope=scope)
+        client = (scope.get("client") or ("unknown", 0))[0]
+        state = scope.setdefault("state", {})
+        note: dict[str, Any] = {}
+        state["audit"] = note
+        entry: dict[str, Any] = {"time": now_iso(), "key": "anonymous", "name": None, "role": None,
+                                 "method": method, "path": path, "params": _params(scope)}
+        audited = permission in ("query", "inspect", "admin")
+        principal: Principal = ANONYMOUS
+        held: list[Message] = []
+        outcome: dict[str, Any] = {"status": None, "bytes": 0, "sent": False}
+
+        async def finish() -> None:
+            """Write the audit entry, then let the held answer go (or a 503)."""
+            entry.update({k: v for k, v in note.items() if v is not None})
+            if path == "/sparql" and "sparql" in entry:
+                entry["params"].pop("query", None)
+            entry["status"] = outcome["status"]
+            entry["bytes"] = outcome["bytes"]
+            entry["ms"] = round((time.monotonic() - started) * 1000, 1)
+            entry["client"] = client
+            if outcome["status"] and outcome["status"] >= 400:
+                entry.setdefault("error", _error_of(held))
+            try:
+                await anyio.to_thread.run_sync(self.audit.append, entry)
+            except OSError as exc:
+                held.clear()
+                outcome["sent"] = True
+                await _raw_problem(send, 503, f"the audit log cannot be written ({exc.strerror or exc}); "
+                                              "the answer is withheld")
+                return
+            outcome["sent"] = True
+            for message in held:
+                await send(message)
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                outcome["status"] = message["status"]
+            elif message["type"] == "http.response.body":
+                outcome["bytes"] += len(message.get("body", b""))
+            if not (audited or outcome["status"] in (401, 403)):
+                outcome["sent"] = outcome["sent"] or message["type"] == "http.response.start"
+                await send(message)
+                return
+            held.append(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                await finish()
+
+        async def refuse(status: int, message: str, extra_headers: dict[str, str] | None = None) -> None:
+            response = _problem(status, message, headers=extra_headers)
+            await response(scope, receive, capture)
+
+        if permission is not None and self.auth_on():
+            try:
+                principal = self.keys.authenticate(headers.get("authorization"))
+            except Denied as denied:
+                limited = self.buckets.refuse(f"addr:{client}", f"requests without a valid key from {client}")
+                if limited:
+                    await _raw_problem(send, 429, limited.message, {"Retry-After": str(limited.retry_after)})
+                    return
+                entry["key"] = denied.key
+                challenge = 'Bearer realm="provkg"' + (', error="invalid_token"' if denied.key else "")
+                await refuse(401, denied.reason, {"WWW-Authenticate": challenge})
+                return
+            entry.update(key=principal.key, name=principal.name, role=principal.role)
+            limited = self.buckets.refuse(principal.key, f"key {principal.key} ({principal.name})")
+            if limited:
+                await _raw_problem(send, 429, limited.message, {"Retry-After": str(limited.retry_after)})
+                return
+            if not principal.may(permission):
+                await refuse(403, f"key {principal.key} ({principal.name}) has role {principal.role}; "
+                                  f"{method} {path} needs role {LEAST_ROLE[permission]}")
+                return
+        state["principal"] = principal
+        state["auth"] = self.auth_on()
+
+        limit = self.limits.max_body
+        if limit:
+            length = headers.get("content-length")
+            if length is not None and length.strip().isdigit() and int(length) > limit:
+                await refuse(413, body_too_large(limit).message)
+                return
+            seen = 0
+            inner = receive
+
+            async def receive() -> Message:  # counts the body as it streams in
+                nonlocal seen
+                message = await inner()
+                if message["type"] == "http.request":
+                    seen += len(message.get("body", b""))
+                    if seen > limit:
+                        raise body_too_large(limit)
+                return message
+
+        try:
+            await self.app(scope, receive, capture)
+        except BodyTooLarge as exc:
+            if outcome["sent"] or held:
+                raise
+            await refuse(413, exc.message)
+        except Exception:
+            if (audited or outcome["status"] in (401, 403)) and not outcome["sent"]:
+                held.clear()
+                outcome["status"] = 500
+                entry["error"] = "internal error"
+                try:
+                    entry.update({k: v for k, v in note.items() if v is not None})
+                    entry.update(status=500, bytes=0, client=client,
+                                 ms=round((time.monotonic() - started) * 1000, 1))
+                    await anyio.to_thread.run_sync(self.audit.append, entry)
+                except OSError:
+                    pass
+            raise
+
+
+def _error_of(messages: list[Message]) -> str | None:
+    """The ``error`` of a held JSON answer, for the audit entry."""
+    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+    try:
+        error = json.loads(body).get("error") if body[:1] == b"{" else None
+    except (ValueError, AttributeError):
+        return None
+    return str(error)[:1000] if error is not None else None
+
+
+async def _raw_problem(send: Send, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+    body = json.dumps({"error": message}).encode("utf-8")
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(ingestor: Ingestor, limits: Limits | None = None, open_access: bool = False,
+               keys: KeyStore | None = None, audit: AuditLog | None = None) -> FastAPI:
+    """Build the service around an ingestion pipeline and its open store.
+
+    ``limits``: the service's limits (defaults: :class:`provkg.limits.Limits`).
+    ``open_access``: serve without authentication even when keys exist.
+    ``keys`` / ``audit``: the key file and audit log (default: under the store's data directory)."""
     app = FastAPI(title="provkg", version=__version__,
-                  description="OpenLineage events in, a W3C PROV-O knowledge graph out over SPARQL.")
+                  description="OpenLineage events in, a W3C PROV-O knowledge graph out over SPARQL. "
+                              "Send an API key as `Authorization: Bearer <key>` once keys exist "
+                              "(`provkg keys create`); see docs/security.md.")
     store = ingestor.store
     named = load_named_queries()
+    limits = limits or Limits()
+    keys = keys or KeyStore(store.path)
+    audit = audit or AuditLog(store.path)
+    gate = QueryGate(limits.query_timeout, limits.max_queries)
+    app.add_middleware(Guard, keys=keys, audit=audit, limits=limits, open_access=open_access)
+    app.state.limits = limits
+    app.state.gate = gate
 
     def answer(result: IngestResult) -> JSONResponse:
         if result.status == "rejected":
@@ -89,7 +306,7 @@ def create_app(ingestor: Ingestor) -> FastAPI:
     @app.post("/api/v1/lineage", summary="Post one OpenLineage event (RunEvent, DatasetEvent or JobEvent)")
     async def post_lineage(request: Request) -> JSONResponse:
         received = datetime.now(timezone.utc)
-        body, problem = await _read_json(request)
+        body, problem = await _read_json(request, limits.max_body)
         if problem is not None:
             return problem
         event, raw = body
@@ -99,12 +316,15 @@ def create_app(ingestor: Ingestor) -> FastAPI:
     @app.post("/api/v1/lineage/batch", summary="Post an array of OpenLineage events")
     async def post_batch(request: Request) -> JSONResponse:
         received = datetime.now(timezone.utc)
-        body, problem = await _read_json(request)
+        body, problem = await _read_json(request, limits.max_body)
         if problem is not None:
             return problem
         events = body[0]
         if not isinstance(events, list):
             return _problem(400, "a batch is a JSON array of OpenLineage events", [Fault("", "expected an array")])
+        if limits.max_batch and len(events) > limits.max_batch:
+            return _problem(413, f"a batch of {len(events)} events exceeds the limit of {limits.max_batch} "
+                                 "(PROVKG_MAX_BATCH / --max-batch); split it into smaller batches")
         results = await run_in_threadpool(lambda: [ingestor.ingest(e, received_at=received, source="batch")
                                                    for e in events])
         failed = [(i, r) for i, r in enumerate(results) if r.status == "rejected"]
@@ -133,11 +353,28 @@ def create_app(ingestor: Ingestor) -> FastAPI:
         try:
             req = request_from(request.method, request.headers.get("content-type"),
                                list(request.query_params.multi_items()), form, body)
-            payload, media = await run_in_threadpool(execute, store, req, request.headers.get("accept"))
         except ProtocolError as exc:
             return _problem(exc.status, exc.message)
         except UnicodeDecodeError:
             return _problem(400, "the query is not UTF-8")
+        _note(request, sparql=req.query)
+        accept = request.headers.get("accept")
+
+        def work(deadline: float | None) -> tuple[bytes, str, int]:
+            # serialise into a sink that stops at the deadline or the size limit
+            sink = GuardedWriter(deadline, limits.max_result_bytes, limits.query_timeout)
+            payload, media = execute(store, req, accept, output=sink)
+            return payload, media, count_rows(payload, media)
+
+        try:
+            payload, media, rows = await gate.run(work)
+        except ProtocolError as exc:
+            return _problem(exc.status, exc.message)
+        except LimitExceeded as exc:
+            return _limit_problem(exc)
+        _note(request, rows=rows)
+        if limits.max_rows and rows > limits.max_rows:
+            return _problem(413, _too_many_rows(rows, limits.max_rows))
         return Response(payload, media_type=media)
 
     app.add_api_route("/sparql", sparql, methods=["GET", "POST"], summary="SPARQL 1.1 Protocol query endpoint")
@@ -151,13 +388,19 @@ def create_app(ingestor: Ingestor) -> FastAPI:
         query = named.get(name)
         if query is None:
             return _problem(404, f"no named query {name!r}; known: {', '.join(sorted(named))}")
+        params = dict(request.query_params)
         try:
-            answer = await run_in_threadpool(run_named_query, store, query, dict(request.query_params))
-            return JSONResponse(answer.as_dict())
+            answer = await gate.run(lambda deadline: run_named_query(store, query, params))
         except UnknownNode as exc:
             return _problem(404, str(exc))
         except QueryParameterError as exc:
             return _problem(400, str(exc))
+        except LimitExceeded as exc:
+            return _limit_problem(exc)
+        _note(request, rows=len(answer.rows))
+        if limits.max_rows and len(answer.rows) > limits.max_rows:
+            return _problem(413, _too_many_rows(len(answer.rows), limits.max_rows))
+        return JSONResponse(answer.as_dict())
 
     @app.get("/api/v1/export", summary="Export the whole graph or one named graph")
     def export(format: str = "trig", graph: str | None = None) -> Response:
@@ -168,11 +411,13 @@ def create_app(ingestor: Ingestor) -> FastAPI:
         return Response(payload, media_type=media)
 
     @app.get("/api/v1/reports/prediction-provenance", summary="Provenance report of a prediction or model version")
-    def report(node: str, format: str = "markdown") -> Response:
+    async def report(node: str, format: str = "markdown") -> Response:
         from .report import prediction_report
 
         try:
-            text = prediction_report(store, node, format)
+            text = await gate.run(lambda deadline: prediction_report(store, node, format))
+        except LimitExceeded as exc:
+            return _limit_problem(exc)
         except UnknownNode as exc:
             return _problem(404, str(exc))
         except QueryParameterError as exc:
@@ -186,10 +431,12 @@ def create_app(ingestor: Ingestor) -> FastAPI:
     async def erasure_request(request: Request) -> JSONResponse:
         from .erasure import handle_erasure_request
 
-        parsed, problem = await _read_json(request)
+        parsed, problem = await _read_json(request, limits.max_body)
         if problem is not None:
             return problem
         body = parsed[0]
+        if isinstance(body, dict):
+            _note(request, body={k: body.get(k) for k in ("subject", "requestedBy", "article") if k in body})
         if not isinstance(body, dict) or not isinstance(body.get("subject"), str) \
                 or not isinstance(body.get("requestedBy"), str):
             return _problem(422, "send {\"subject\": str, \"requestedBy\": str, \"article\": \"A17\" | \"A7-3\"}",
@@ -252,6 +499,68 @@ def create_app(ingestor: Ingestor) -> FastAPI:
     def stats() -> dict[str, int]:
         return store.stats()
 
+    @app.get("/api/v1/audit", summary="The audit log (admin): who queried or exported what, when, with what answer")
+    async def audit_log(request: Request, since: str | None = None, key: str | None = None,
+                        limit: int = 100) -> JSONResponse:
+        try:
+            cutoff = parse_since(since) if since else None
+        except ValueError:
+            return _problem(400, f"since must be an ISO 8601 date or date-time, got {since!r}")
+        if not 1 <= limit <= 10_000:
+            return _problem(400, "limit must be between 1 and 10000")
+        entries = await run_in_threadpool(audit.search, cutoff, key, limit)
+        _note(request, rows=len(entries))
+        return JSONResponse({"count": len(entries), "entries": entries})
+
+    def _key_admin(request: Request) -> JSONResponse | None:
+        """Keys are managed by an admin key, never anonymously (not even when open)."""
+        principal = request.scope.get("state", {}).get("principal", ANONYMOUS)
+        if principal.role != "admin":
+            return _problem(403, "managing keys over HTTP needs an admin key; on the server's host use "
+                                 "`provkg keys create|list|revoke`")
+        return None
+
+    @app.get("/api/v1/keys", summary="The API keys (admin; never their secrets)")
+    def keys_list(request: Request) -> JSONResponse:
+        refused = _key_admin(request)
+        if refused is not None:
+            return refused
+        listed = [k.public() for k in keys.keys()]
+        _note(request, rows=len(listed))
+        return JSONResponse({"keys": listed})
+
+    @app.post("/api/v1/keys", summary="Create an API key (admin); the token is in this answer only", status_code=201)
+    async def keys_create(request: Request) -> JSONResponse:
+        refused = _key_admin(request)
+        if refused is not None:
+            return refused
+        parsed, problem = await _read_json(request, limits.max_body)
+        if problem is not None:
+            return problem
+        body = parsed[0]
+        if not isinstance(body, dict) or not isinstance(body.get("role"), str) \
+                or not isinstance(body.get("name"), str):
+            return _problem(422, f"send {{\"role\": {' | '.join(ROLES)}, \"name\": str}}")
+        _note(request, body={"role": body["role"], "name": body["name"]})
+        try:
+            key, token = await run_in_threadpool(keys.create, body["role"], body["name"])
+        except KeyError_ as exc:
+            return _problem(422, str(exc))
+        _note(request, created=key.id)
+        return JSONResponse({"key": key.public(), "token": token,
+                             "note": "the token is shown once; provkg keeps only its hash"}, status_code=201)
+
+    @app.delete("/api/v1/keys/{key_id}", summary="Revoke an API key (admin)")
+    async def keys_revoke(key_id: str, request: Request) -> JSONResponse:
+        refused = _key_admin(request)
+        if refused is not None:
+            return refused
+        try:
+            key = await run_in_threadpool(keys.revoke, key_id)
+        except KeyError_ as exc:
+            return _problem(404, str(exc))
+        return JSONResponse({"key": key.public()})
+
     @app.get("/healthz", summary="Liveness")
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
@@ -262,7 +571,13 @@ def create_app(ingestor: Ingestor) -> FastAPI:
             "service": "provkg", "version": __version__,
             "lineage": "/api/v1/lineage", "batch": "/api/v1/lineage/batch", "sparql": "/sparql",
             "queries": "/api/v1/queries", "export": "/api/v1/export?format=" + "|".join(EXPORT_FORMATS),
-            "docs": "/docs",
+            "docs": "/docs", "authentication": "API key (Authorization: Bearer)" if keys.enabled() and not open_access
+            else "none (open)",
         }
 
     return app
+
+
+def _too_many_rows(rows: int, limit: int) -> str:
+    return (f"the answer has {rows} rows, more than the limit of {limit} (PROVKG_MAX_ROWS / --max-rows): "
+            "add LIMIT (and OFFSET to page through it) or narrow the query")

@@ -126,11 +126,13 @@ def _merged(store: LineageStore, defaults: list[NamedNode], named: list[NamedNod
     return merged
 
 
-def execute(store: LineageStore, req: SparqlRequest, accept: str | None) -> tuple[bytes, str]:
+def execute(store: LineageStore, req: SparqlRequest, accept: str | None, output=None) -> tuple[bytes, str]:
     """Evaluate the query and serialise the answer for ``accept``.
 
     Output: (body bytes, media type). Raises :class:`ProtocolError`: 400 for
-    a syntax error or a bad graph IRI, 406 when no offered format matches."""
+    a syntax error or a bad graph IRI, 406 when no offered format matches.
+    ``output``: a binary sink with ``getvalue()`` to serialise into (the
+    server's, which enforces the time and size limits by raising from ``write``)."""
     kwargs = {}
     try:
         defaults = [NamedNode(g) for g in req.default_graphs]
@@ -159,5 +161,8 @@ def execute(store: LineageStore, req: SparqlRequest, accept: str | None) -> tupl
         media = _choose(accept, _GRAPH_ORDER, "RDF")
         fmt = GRAPH_FORMATS[media]
         media = fmt.media_type
+    if output is not None:
+        result.serialize(output, format=fmt)
+        return output.getvalue(), media
     body = result.serialize(format=fmt)
     return body, media
