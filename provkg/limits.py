@@ -26,6 +26,7 @@ import io
 import math
 import re
 import threading
+import traceback
 import time
 import zlib
 from dataclasses import dataclass
@@ -280,6 +281,12 @@ class QueryGate:
                 value = work(deadline)
             except BaseException as exc:  # handed to the waiting request
                 error = exc
+                # free what the failed frames hold (pyoxigraph results must be
+                # dropped on the thread that made them, or the process aborts)
+                chained: BaseException | None = exc
+                while chained is not None:
+                    traceback.clear_frames(chained.__traceback__)
+                    chained = chained.__cause__ or chained.__context__
             try:
                 loop.call_soon_threadsafe(settle, value, error)
                 loop.call_soon_threadsafe(release)

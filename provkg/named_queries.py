@@ -104,7 +104,11 @@ class NamedQuery:
             if p.type == "iri":
                 if not value or _IRI_FORBIDDEN.search(value) or ":" not in value:
                     raise QueryParameterError(f"parameter {p.name!r} must be an absolute IRI, got {value!r}")
-                term: Any = NamedNode(value)
+                try:
+                    term: Any = NamedNode(value)  # RFC 3987 syntax, checked by Oxigraph
+                except ValueError as exc:
+                    raise QueryParameterError(f"parameter {p.name!r} must be an absolute IRI, got {value!r}: {exc}") \
+                        from None
                 values[p.name] = value
             elif p.type == "int":
                 try:
@@ -242,6 +246,7 @@ def run_named_query(store: LineageStore, query: NamedQuery, raw_params: dict[str
     assert isinstance(solutions, QuerySolutions)
     names = [v.value for v in solutions.variables]
     raw_rows = [[_plain(s[n]) for n in names] for s in solutions]
+    del solutions  # pyoxigraph results must be freed on this thread, not by a later traceback
     if query.diff is not None:
         return _diff(query.name, values, names, raw_rows)
     if query.traversal_from is None:

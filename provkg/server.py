@@ -377,7 +377,11 @@ def create_app(ingestor: Ingestor, limits: Limits | None = None, open_access: bo
             return _problem(413, _too_many_rows(rows, limits.max_rows))
         return Response(payload, media_type=media)
 
-    app.add_api_route("/sparql", sparql, methods=["GET", "POST"], summary="SPARQL 1.1 Protocol query endpoint")
+    # one route per method, so each has its own OpenAPI operation id
+    app.add_api_route("/sparql", sparql, methods=["GET"], operation_id="sparql_query_get",
+                      summary="SPARQL 1.1 Protocol query endpoint (query via GET)")
+    app.add_api_route("/sparql", sparql, methods=["POST"], operation_id="sparql_query_post",
+                      summary="SPARQL 1.1 Protocol query endpoint (query via POST)")
 
     @app.get("/api/v1/queries", summary="List the named queries and their parameters")
     def list_queries() -> dict[str, Any]:

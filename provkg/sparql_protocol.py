@@ -13,7 +13,9 @@ RDF/XML. The update operation is refused: this endpoint is read-only.
 
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass
+from typing import Any
 
 import mimeparse
 from pyoxigraph import DefaultGraph, NamedNode, Quad, QueryBoolean, QueryResultsFormat, QuerySolutions, RdfFormat, Store
@@ -153,16 +155,26 @@ def execute(store: LineageStore, req: SparqlRequest, accept: str | None, output=
         if _is_update(req.query):
             raise ProtocolError(400, _UPDATE_REFUSED) from None
         raise ProtocolError(400, f"SPARQL syntax error: {exc}") from None
+    # pyoxigraph results may only be freed on the thread that made them: drop
+    # ours here, even when negotiation or the size/time limits raise (an
+    # exception's traceback would otherwise carry it to another thread)
+    try:
+        return _serialize(result, accept, output)
+    except BaseException as exc:
+        traceback.clear_frames(exc.__traceback__)  # the frames below hold the result too
+        raise
+    finally:
+        del result
+
+
+def _serialize(result: Any, accept: str | None, output: Any) -> tuple[bytes, str]:
     if isinstance(result, (QuerySolutions, QueryBoolean)):
         media = _choose(accept, _RESULT_ORDER, "SPARQL results")
         fmt = RESULT_FORMATS[media]
-        media = fmt.media_type
     else:
         media = _choose(accept, _GRAPH_ORDER, "RDF")
         fmt = GRAPH_FORMATS[media]
-        media = fmt.media_type
     if output is not None:
         result.serialize(output, format=fmt)
-        return output.getvalue(), media
-    body = result.serialize(format=fmt)
-    return body, media
+        return output.getvalue(), fmt.media_type
+    return result.serialize(format=fmt), fmt.media_type
