@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from pyoxigraph import Literal, NamedNode, Quad
@@ -23,17 +23,26 @@ def time_literal(value: Any) -> Literal | None:
     Keeps the lexical form when it is already valid XSD (nanoseconds included);
     normalises other ISO 8601 forms (``+1000`` offsets); returns a plain string
     literal for text that is not a time, and None for a non-string.
+
+    A time sent without an offset (the openlineage-python client sends naive
+    UTC times) is stored as UTC (``Z`` added): XSD orders times with and
+    without a timezone only partially, and an ``ORDER BY`` over such a mix
+    crashes Oxigraph's sort, so every stored dateTime carries a timezone.
     """
     if not isinstance(value, str):
         return None
-    if _XSD_DATE_TIME.match(value):
-        return Literal(value, datatype=XSD.dateTime)
+    match = _XSD_DATE_TIME.match(value)
+    if match:
+        return Literal(value if match.group(2) else value + "Z", datatype=XSD.dateTime)
     if _XSD_DATE.match(value):
         return Literal(value, datatype=XSD.date)
     try:
-        return Literal(datetime.fromisoformat(value.replace("Z", "+00:00")).isoformat(), datatype=XSD.dateTime)
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return Literal(value)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return Literal(parsed.isoformat(), datatype=XSD.dateTime)
 
 
 def typed_literal(value: Any) -> Literal | None:

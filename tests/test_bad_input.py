@@ -19,8 +19,10 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import random
 import re
 import threading
+import time
 import uuid
 from collections import deque
 from typing import Any, Iterator
@@ -781,3 +783,35 @@ def test_server_is_still_healthy_and_consistent(server):
     assert stats["graphs"] == log_lines(server)
     rows = server.sparql_select("SELECT (COUNT(DISTINCT ?g) AS ?n) WHERE { GRAPH ?g { ?g a <%sLineageEvent> } }" % PK)
     assert int(rows[0]["n"]) == stats["graphs"]
+
+
+# Last in the file on purpose: when it fails, the server is gone.
+
+
+def test_ordering_by_event_times_with_and_without_offset_keeps_the_server_up(server):
+    """OpenLineage lets an emitter send times with no offset (openlineage-python)
+    beside times with one (Java emitters); both are accepted and stored as
+    xsd:dateTime. XSD orders such a pair only partially (a time with no
+    timezone may be up to 14 h either side), and a SPARQL ``ORDER BY`` over
+    them must still answer, not bring the service down."""
+    rng = random.Random(1)
+    events = []
+    for i in range(60):
+        when = f"2024-01-01T{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:00" \
+            + rng.choice(["", "Z", "+14:00", "-14:00"])
+        events.append(make_event(eventTime=when, job={"namespace": "bad-input-order-by", "name": f"job-{i}"}))
+    r = post_json(server, events, BATCH)
+    assert r.status_code == 200 and r.json()["summary"]["successful"] == 60, r.text[:500]
+    graphs = " ".join(f"<{x['graph']}>" for x in r.json()["results"])
+    for order in ("?t", "DESC(?t)"):
+        query = PREFIXES + f"SELECT ?g ?t WHERE {{ VALUES ?g {{ {graphs} }} ?g provkg:eventTime ?t }} ORDER BY {order}"
+        try:
+            rows = server.sparql_select(query)
+        except httpx.HTTPError as exc:
+            time.sleep(0.5)
+            lines = list(server.output)
+            said = [line for i, line in enumerate(lines) if "panicked" in line or (i and "panicked" in lines[i - 1])]
+            pytest.fail(f"ORDER BY {order}: {exc!r}; server exit code {server.process.poll()}; it said:\n"
+                        + "".join(said or lines[-12:]))
+        assert len(rows) == 60
+    assert httpx.get(server.url + "/healthz", timeout=10).status_code == 200
