@@ -461,7 +461,7 @@ class EventMapper:
                 if not isinstance(f, dict) or not isinstance(f.get("name"), str):
                     continue
                 path = prefix + f["name"]
-                column = self._column(b, dataset, path)
+                column = b.column(dataset, path)
                 b.text(column, PROVKG.fieldType, f.get("type"))
                 b.text(column, DCT.description, f.get("description"))
                 ordinal = f.get("ordinal_position", position if not prefix else None)
@@ -471,15 +471,12 @@ class EventMapper:
 
         fields(facet.get("fields"), "")
 
-    @staticmethod
-    def _column(b: GraphBuilder, dataset: NamedNode, path: str) -> NamedNode:
-        return b.column(dataset, path)
 
     def _column_lineage(self, b: GraphBuilder, dataset: NamedNode, facet: dict, run: NamedNode | None) -> None:
         for out_name, spec in (facet.get("fields") or {}).items():
             if not isinstance(spec, dict):
                 continue
-            out_col = self._column(b, dataset, out_name)
+            out_col = b.column(dataset, out_name)
             for inp in spec.get("inputFields") or []:
                 in_col = self._input_column(b, inp)
                 if in_col is None:
@@ -513,7 +510,7 @@ class EventMapper:
         if not isinstance(inp, dict) or not all(isinstance(inp.get(k), str) for k in ("namespace", "name", "field")):
             return None
         in_ds = self._dataset(b, inp["namespace"], inp["name"])
-        return self._column(b, in_ds, inp["field"])
+        return b.column(in_ds, inp["field"])
 
     def _transformation(self, b: GraphBuilder, influence: NamedNode, t: Any) -> None:
         if not isinstance(t, dict):
@@ -563,7 +560,7 @@ class EventMapper:
             return None
         m = b.measurement(t, source, metric, literal, column or "", level or "")
         if column is not None:
-            b.add(m, PROVKG.column, self._column(b, t.dataset, column))
+            b.add(m, PROVKG.column, b.column(t.dataset, column))
         if level is not None:
             b.add(m, PROVKG.quantileLevel, Literal(level))
         return m

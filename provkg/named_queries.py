@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from datetime import datetime, timezone
+from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -190,8 +191,13 @@ def parse_query_file(path: Path) -> NamedQuery:
 
 
 def load_named_queries(folder: Path | None = None) -> dict[str, NamedQuery]:
-    """All named queries in ``queries/``, by name (the file stem)."""
-    folder = folder or queries_dir()
+    """All named queries in ``queries/``, by name (the file stem). The
+    installed ones are read once per process; the returned dict is shared."""
+    return _load(folder or queries_dir())
+
+
+@lru_cache(maxsize=4)
+def _load(folder: Path) -> dict[str, NamedQuery]:
     return {q.name: q for q in (parse_query_file(p) for p in sorted(folder.glob("*.rq")))}
 
 

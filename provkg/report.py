@@ -10,6 +10,7 @@ node lists its time and the facts recorded about it.
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 
 import markdown as markdown_lib
@@ -50,8 +51,13 @@ FACTS = {
 }
 
 
+@lru_cache(maxsize=1)
+def _details_query() -> str:
+    return (queries_dir() / "report" / "node-details.rq").read_text("utf-8")
+
+
 def _details(store: LineageStore, node: str) -> dict[str, list[str]]:
-    query = (queries_dir() / "report" / "node-details.rq").read_text("utf-8")
+    query = _details_query()
     facts: dict[str, list[str]] = {}
     for s in store.query(query, substitutions={Variable("node"): NamedNode(node)}):
         local = s["property"].value.rsplit("#", 1)[-1].rsplit("/", 1)[-1]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import time
 import zlib
+from functools import lru_cache
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl
@@ -286,6 +287,10 @@ def create_app(ingestor: Ingestor, limits: Limits | None = None, open_access: bo
                               "(`provkg keys create`); see docs/security.md.")
     store = ingestor.store
     named = load_named_queries()
+
+    @lru_cache(maxsize=1)
+    def shapes() -> Shapes:  # parsed on first use, not per request
+        return Shapes()
     limits = limits or Limits()
     keys = keys or KeyStore(store.path)
     audit = audit or AuditLog(store.path)
@@ -486,7 +491,7 @@ def create_app(ingestor: Ingestor, limits: Limits | None = None, open_access: bo
 
         if stage not in ("ingest", "store", "all"):
             return _problem(400, "stage must be ingest, store or all")
-        outcome = await run_in_threadpool(validate_lineage_store, store, Shapes(),
+        outcome = await run_in_threadpool(validate_lineage_store, store, shapes(),
                                           ("ingest", "store") if stage == "all" else (stage,))
         return JSONResponse(outcome.as_dict())
 
@@ -495,7 +500,7 @@ def create_app(ingestor: Ingestor, limits: Limits | None = None, open_access: bo
         from .conformance import COMPLETENESS_TARGET, completeness, validate_lineage_store
 
         def run() -> list[dict]:
-            return [c.as_dict() for c in completeness(store, validate_lineage_store(store, Shapes()))]
+            return [c.as_dict() for c in completeness(store, validate_lineage_store(store, shapes()))]
 
         return JSONResponse({"target": COMPLETENESS_TARGET, "modelVersions": await run_in_threadpool(run)})
 
