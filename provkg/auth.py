@@ -58,6 +58,9 @@ _INGEST_PATHS = frozenset({"/api/v1/lineage", "/api/v1/lineage/batch"})
 _QUERY_PATHS = frozenset({"/sparql", "/api/v1/queries", "/api/v1/stats", "/api/v1/validation",
                           "/api/v1/completeness"})
 
+# auditors: exports, reports, who a pseudonym is, confidential feature snapshots
+_INSPECT_PATHS = frozenset({"/api/v1/export", "/api/v1/subjects/resolve", "/api/v1/snapshots"})
+
 _TOKEN = re.compile(r"^pk_([0-9a-f]{8})_([A-Za-z0-9_-]{20,200})$")
 _KEY_ID = re.compile(r"^[0-9a-f]{8}$")
 _NAME = re.compile(r"^[\w .@:/-]{1,100}$")
@@ -72,7 +75,7 @@ def permission_for(method: str, path: str) -> str | None:
         return "ingest"
     if path in _QUERY_PATHS or path.startswith("/api/v1/queries/"):
         return "query"
-    if path == "/api/v1/export" or path.startswith("/api/v1/reports/"):
+    if path in _INSPECT_PATHS or path.startswith("/api/v1/reports/"):
         return "inspect"
     if (path == "/api/v1/quarantine" or path.startswith("/api/v1/quarantine/")) and method in ("GET", "HEAD") \
             and not path.endswith("/release"):

@@ -7,6 +7,7 @@ default ``./provkg-data``) and means the same store by it.
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from collections import Counter
 from pathlib import Path
@@ -29,6 +30,7 @@ from .quarantine import Quarantine, UnknownEntry
 from .resources import SPEC_ENV, ResourceNotFound
 from .shacl import EventShapesValidator, Shapes, ShapesError
 from .store import DEFAULT_DATA_DIR, LineageStore, StoreLocked
+from .subjects import SubjectVault
 from .validation import EventValidator, Fault
 
 app = typer.Typer(
@@ -82,8 +84,12 @@ def _ingestor(store: LineageStore, spec: Optional[Path], base_iri: str, shacl_mo
         log = EventLog(store.path / "log")
     except (OSError, ValueError) as exc:
         raise _fail(f"cannot open the event log in {store.path / 'log'}: {exc}")
+    try:
+        vault = SubjectVault(store.path / "subjects")
+    except (OSError, sqlite3.Error) as exc:
+        raise _fail(f"cannot open the subject key store in {store.path / 'subjects'}: {exc}")
     return Ingestor(store, _validator(spec), _minter(base_iri), shapes, shacl_mode,
-                    Quarantine(store.path / "quarantine"), log)
+                    Quarantine(store.path / "quarantine"), log, vault)
 
 
 def _minter(base: str) -> IriMinter:
@@ -168,21 +174,22 @@ def serve(
         out.print("[yellow]authentication: off (--open): anyone who can reach the port can query and post[/yellow]")
     else:
         out.print("authentication: off (no API key yet; `provkg keys create --role admin --name NAME` turns it on)")
-    out.print(_try_this(url, store, demo, auth_on), markup=False, highlight=False, soft_wrap=True)
+    out.print(_try_this(url, store, demo, auth_on, ingestor), markup=False, highlight=False, soft_wrap=True)
     uvicorn.run(create_app(ingestor, limits=limits, open_access=open_access, keys=keys), host=host, port=port,
                 log_level="warning")
 
 
-def _try_this(url: str, store: LineageStore, demo: bool, auth_on: bool = False) -> str:
+def _try_this(url: str, store: LineageStore, demo: bool, auth_on: bool = False,
+              ingestor: Ingestor | None = None) -> str:
     """What a newcomer can paste next: real IRIs from this store."""
-    lines = _try_lines(url, store, demo)
+    lines = _try_lines(url, store, demo, ingestor)
     if auth_on:  # every example needs the key
         lines = [line.replace("  curl -s ", '  curl -s -H "Authorization: Bearer $PROVKG_KEY" ', 1) for line in lines]
         lines.insert(1, "  (export PROVKG_KEY=<a reader key from `provkg keys create --role reader --name NAME`>)")
     return "\n".join(lines)
 
 
-def _try_lines(url: str, store: LineageStore, demo: bool) -> list[str]:
+def _try_lines(url: str, store: LineageStore, demo: bool, ingestor: Ingestor | None = None) -> list[str]:
     lines = [
         "Try:",
         f"  curl -s {url}/sparql -H 'Accept: text/csv' --data-urlencode "
@@ -190,11 +197,14 @@ def _try_lines(url: str, store: LineageStore, demo: bool) -> list[str]:
     ]
     if demo:
         from .demo import KNOWN_ANSWERS as known
+        from .erasure import subject_iri
 
+        # subjects are stored under pseudonyms: look the demo's one up in this store's key store
+        withdrawn = subject_iri(ingestor, known["withdrawn_subject"]) if ingestor else None
         lines += [
             f"  curl -s -G {url}/api/v1/reports/prediction-provenance "
             f"--data-urlencode node={known['full_snapshot_prediction_iri']}",
-            f"  curl -s -G {url}/api/v1/queries/erasure-impact --data-urlencode subject={known['withdrawn_subject_iri']}",
+            f"  curl -s -G {url}/api/v1/queries/erasure-impact --data-urlencode subject={withdrawn}",
             f"  curl -s -G {url}/api/v1/queries/consent-violations",
             f"  curl -s -G {url}/api/v1/queries/bias-attribution --data-urlencode node={known['model_versions']['2']}",
             f"  curl -s -G {url}/api/v1/queries/version-diff --data-urlencode a={known['model_versions']['1']} "
@@ -382,7 +392,7 @@ def report(
 
 @app.command("erasure-request")
 def erasure_request(
-    subject: str = typer.Argument(..., help="Pseudonymous identifier of the data subject (as emitters send it)."),
+    subject: str = typer.Argument(..., help="Identifier of the data subject (as emitters send it)."),
     requested_by: str = typer.Option(..., "--requested-by", help="Who made the request (recorded as a prov:Agent)."),
     article: str = typer.Option("A17", "--article", help="A17 (erasure) or A7-3 (consent withdrawal)."),
     as_json: bool = typer.Option(False, "--json", help="Print the whole answer as JSON."),
@@ -416,6 +426,82 @@ def erasure_request(
                   f"whose consent was withdrawn at {row[6]} (held in {row[8] or row[7]})")
     out.print(f"findings: {json.dumps(outcome.findings)}; request recorded as run {outcome.event['run']['runId']} "
               f"({outcome.recorded.status})")
+
+
+@app.command("erasure-execute")
+def erasure_execute(
+    subject: str = typer.Argument(..., help="Identifier of the data subject (as emitters send it)."),
+    requested_by: str = typer.Option(..., "--requested-by", help="Who made the request (recorded as a prov:Agent)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole answer as JSON."),
+    data: Path = DataOpt,
+    base_iri: str = BaseOpt,
+    spec: Optional[Path] = SpecOpt,
+) -> None:
+    """Execute a GDPR Art. 17 erasure: destroy the subject's key material, record it as provenance.
+
+    Afterwards nothing links the subject's pseudonym to them and their sealed
+    feature snapshots cannot be opened; the log and the store are untouched,
+    so `provkg verify` still passes (docs/record.md). Exit 1 when the store
+    holds no key material for the subject (never seen, or already erased)."""
+    from .erasure import execute_erasure
+    from .subjects import UnknownSubject
+
+    store = _open_store(data)
+    ingestor = _ingestor(store, spec, base_iri, "flag")
+    try:
+        outcome = execute_erasure(ingestor, subject, requested_by)
+    except UnknownSubject as exc:
+        raise _fail(str(exc), 1)
+    store.flush()
+    if as_json:
+        sys.stdout.write(json.dumps(outcome.as_dict(), indent=2) + "\n")
+        return
+    assert outcome.erased is not None
+    out.print(f"erased: pseudonym {outcome.erased.pseudonym} is no longer linked to the subject and its snapshot "
+              f"key is destroyed ({outcome.erased.erased_at}); findings {json.dumps(outcome.findings)}; recorded as "
+              f"run {outcome.event['run']['runId']} ({outcome.recorded.status})")
+
+
+subjects_app = typer.Typer(help="Data subjects: pseudonyms and sealed feature snapshots (auditors; docs/record.md).",
+                           no_args_is_help=True)
+app.add_typer(subjects_app, name="subjects")
+
+
+@subjects_app.command("resolve")
+def subjects_resolve(
+    subject: str = typer.Argument(..., help="Identifier of the data subject (as emitters send it)."),
+    data: Path = DataOpt,
+    base_iri: str = BaseOpt,
+) -> None:
+    """Print the pseudonymous IRI under which the store holds a data subject (exit 1: unknown or erased)."""
+    try:
+        vault = SubjectVault(data / "subjects", read_only=True)
+    except (FileNotFoundError, sqlite3.Error) as exc:
+        raise _fail(str(exc), 1)
+    pseudonym = vault.find(subject)
+    if pseudonym is None:
+        raise _fail("no such data subject in this store (never seen, or erased)", 1)
+    sys.stdout.write(_minter(base_iri).mint("subject", pseudonym).value + "\n")
+
+
+@subjects_app.command("snapshot")
+def subjects_snapshot(
+    prediction: str = typer.Argument(..., help="IRI of the prediction."),
+    data: Path = DataOpt,
+) -> None:
+    """Print a prediction's feature snapshot, unsealed with its subject's key, as JSON.
+
+    Exit 1 when the node has no sealed snapshot, or when it cannot be opened
+    (for example because the subject was erased)."""
+    from .snapshots import NoSnapshot, open_snapshot
+    from .subjects import SnapshotUnavailable
+
+    store = _open_store(data, read_only=True)
+    try:
+        answer = open_snapshot(store, SubjectVault(data / "subjects", read_only=True), prediction)
+    except (NoSnapshot, SnapshotUnavailable, FileNotFoundError) as exc:
+        raise _fail(str(exc), 1)
+    sys.stdout.write(json.dumps(answer, indent=2) + "\n")
 
 
 @app.command("validate")

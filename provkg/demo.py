@@ -190,6 +190,7 @@ class DeploymentRunFacet(RunFacet):
 class FeatureSnapshot(RedactMixin):
     uri: str
     digest: str | None = None
+    features: dict | None = None
 
 
 @attr.define
@@ -955,11 +956,20 @@ def _snapshot_uri(day: _Day, pid: str) -> str:
     return f"s3://prediction-store/{SERVING_JOB}/{day.date}/{pid}.json"
 
 
+def _features(pid: str) -> dict:
+    """The feature vector a full-snapshot prediction was made from (personal
+    data: provkg seals it with the subject's key on ingest)."""
+    h = hashlib.sha256(pid.encode()).digest()
+    return {"debt_to_income": round(0.1 + h[0] / 512, 3), "months_employed": h[1] % 120,
+            "prior_defaults": h[2] % 3, "age_band": ("18-25", "26-40", "41-65", "65+")[h[3] % 4]}
+
+
 def _inference_facet(day: _Day) -> InferenceRunFacet:
     predictions = []
     for n, p in enumerate(_predictions(day), start=1):
         pid = prediction_id(day, n)
-        snapshot = (FeatureSnapshot(uri=_snapshot_uri(day, pid), digest=_sha256(f"features of {pid}"))
+        snapshot = (FeatureSnapshot(uri=_snapshot_uri(day, pid), digest=_sha256(f"features of {pid}"),
+                                    features=_features(pid) if p.tier == "FULL_SNAPSHOT" else None)
                     if p.tier in ("FULL_SNAPSHOT", "SAMPLED") else None)
         predictions.append(Prediction(predictionId=pid, timestamp=_iso(day.at(p.offset)), captureTier=p.tier,
                                       dataSubject=p.subject, output=p.output, consequential=p.consequential,
@@ -1377,10 +1387,8 @@ def _known_answers() -> dict[str, Any]:
         "base": iri.base,
         "subjects": _subjects(1),
         "withdrawn_subject": WITHDRAWN_SUBJECT,
-        "withdrawn_subject_iri": mint("subject", WITHDRAWN_SUBJECT),
         "consent_given_at": _iso(consent_given_at),
         "consent_withdrawn_at": _iso(withdrawn_at),
-        "consent_withdrawal_record": mint("consent", WITHDRAWN_SUBJECT, _iso(withdrawn_at)),
         "model": ds(CREDIT_MODEL),
         "model_versions": {v1: ver(CREDIT_MODEL, v1), v2: ver(CREDIT_MODEL, v2)},
         "fraud_model_version": ver(FRAUD_MODEL, fraud_v),
@@ -1441,7 +1449,7 @@ def _known_answers() -> dict[str, Any]:
             "predictions_from_job": len(all_preds),
         },
         "q3_erasure": {
-            "subject": mint("subject", WITHDRAWN_SUBJECT),
+            "subject": WITHDRAWN_SUBJECT,  # stored under a pseudonym: look it up in the store's key store
             "holding": [ver(t, d.date) for t in sources for d in days],
             "derived": [ver(t, d.date) for t in (APPLICANT_PROFILE, DEFAULT_LABELS, CREDIT_FEATURES,
                                                   CREDIT_DECISIONS) for d in days] + models_on_subject,

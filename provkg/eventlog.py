@@ -6,6 +6,10 @@ order the events were accepted::
     {"seq": 7, "receivedAt": "...", "source": "http", "contentHash": "sha256:...",
      "raw": "<the event's JSON text as received>", "prev": "sha256:...", "hash": "sha256:..."}
 
+An event that carried personal data is logged in its pseudonymous form (RFC
+8785 text of the event after :mod:`provkg.pseudonymise`), and its entry lists
+the JSON pointers of the values replaced under ``"pseudonymised"``.
+
 ``hash`` is the SHA-256 of the RFC 8785 (JCS) canonical form of the entry
 without ``hash``; ``prev`` is the previous entry's ``hash`` (64 zeros for the
 first), so changing, removing or reordering any entry breaks the chain at a
@@ -39,7 +43,8 @@ def entry_hash(entry: dict[str, Any]) -> str:
 class LogEntry:
     """One accepted event as logged: sequence number (from 1), receipt time
     (ISO 8601), source (``http``, ``batch``, a file), content hash of the
-    event, its JSON text as received, the previous entry's hash and its own."""
+    event, its JSON text as received (pseudonymised, see the module text),
+    the previous entry's hash and its own, and the pointers pseudonymised."""
 
     seq: int
     received_at: str
@@ -48,15 +53,19 @@ class LogEntry:
     raw: str
     prev: str
     hash: str
+    pseudonymised: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "receivedAt": self.received_at, "source": self.source,
-                "contentHash": self.content_hash, "raw": self.raw, "prev": self.prev, "hash": self.hash}
+        doc = {"seq": self.seq, "receivedAt": self.received_at, "source": self.source,
+               "contentHash": self.content_hash, "raw": self.raw, "prev": self.prev, "hash": self.hash}
+        if self.pseudonymised:
+            doc["pseudonymised"] = list(self.pseudonymised)
+        return doc
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> "LogEntry":
         return cls(doc["seq"], doc["receivedAt"], doc["source"], doc["contentHash"], doc["raw"], doc["prev"],
-                   doc["hash"])
+                   doc["hash"], tuple(doc.get("pseudonymised") or ()))
 
     def event(self) -> Any:
         return json.loads(self.raw)
@@ -89,11 +98,14 @@ class EventLog:
                 fh.flush()
                 os.fsync(fh.fileno())
 
-    def append(self, raw: str, content_hash: str, received_at: str, source: str) -> LogEntry:
+    def append(self, raw: str, content_hash: str, received_at: str, source: str,
+               pseudonymised: list[str] | None = None) -> LogEntry:
         """Append one entry and make it durable (write, flush, fsync) before returning."""
         with self._lock:
-            body = {"seq": self.head_seq + 1, "receivedAt": received_at, "source": source,
-                    "contentHash": content_hash, "raw": raw, "prev": self.head_hash}
+            body: dict[str, Any] = {"seq": self.head_seq + 1, "receivedAt": received_at, "source": source,
+                                    "contentHash": content_hash, "raw": raw, "prev": self.head_hash}
+            if pseudonymised:
+                body["pseudonymised"] = list(pseudonymised)
             body["hash"] = entry_hash(body)
             line = json.dumps(body, ensure_ascii=False, separators=(",", ":")) + "\n"
             with self.path.open("a", encoding="utf-8") as fh:

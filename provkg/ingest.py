@@ -25,9 +25,11 @@ from .iris import IriMinter
 from .entailment import default_entailer
 from .mapping import EventMapper
 from .eventlog import EventLog, LogEntry
+from .pseudonymise import pseudonymise
 from .quarantine import Quarantine
 from .shacl import EventShapesValidator, ValidationOutcome
 from .store import LineageStore
+from .subjects import SubjectVault
 from .validation import EventValidator, Fault
 from .vocab import PROVKG
 
@@ -116,13 +118,16 @@ class Ingestor:
     validation report, ``reject`` refuses it, ``quarantine`` keeps it aside in
     ``quarantine``; ``off`` skips SHACL. Whatever the mode, an event with
     results (Warnings included) that is stored gets its report stored beside it
-    in the named graph ``<event graph>/shacl-report``. Thread-safe: the store
-    serialises writes.
+    in the named graph ``<event graph>/shacl-report``. With a subject key
+    store (``vault``) personal data is pseudonymised and snapshots sealed
+    before an event is hashed, logged, quarantined or stored
+    (:mod:`provkg.pseudonymise`). Thread-safe: the store serialises writes.
     """
 
     def __init__(self, store: LineageStore, validator: EventValidator, minter: IriMinter,
                  shapes: EventShapesValidator | None = None, shacl_mode: str = "off",
-                 quarantine: Quarantine | None = None, log: EventLog | None = None):
+                 quarantine: Quarantine | None = None, log: EventLog | None = None,
+                 vault: SubjectVault | None = None):
         if shacl_mode not in SHACL_MODES:
             raise ValueError(f"shacl mode must be one of {', '.join(SHACL_MODES)}, not {shacl_mode!r}")
         if shacl_mode != "off" and shapes is None:
@@ -136,22 +141,31 @@ class Ingestor:
         self.shacl_mode = shacl_mode
         self.quarantine = quarantine
         self.log = log
+        self.vault = vault
         # the log append and the store write of one event happen together, in
         # log order, so the store is always a prefix-projection of the log
         self._commit_lock = threading.Lock()
 
     def ingest(self, event: Any, received_at: datetime | None = None, source: str | None = None,
-               shacl_mode: str | None = None, raw: str | None = None, _replay: bool = False) -> IngestResult:
+               shacl_mode: str | None = None, raw: str | None = None, pseudonymous: bool = False,
+               _replay: bool = False) -> IngestResult:
         """Ingest one decoded event (OpenLineage 2-0-2 RunEvent, DatasetEvent or JobEvent).
 
-        ``raw``: the event's JSON text as received (logged as is; default: its
-        RFC 8785 canonical form). ``shacl_mode`` overrides the ingestor's mode
-        for this event. An accepted event is in the log (fsync'ed) before this
-        returns."""
+        ``raw``: the event's JSON text as received (logged as is unless it is
+        pseudonymised; default: its RFC 8785 canonical form). ``shacl_mode``
+        overrides the ingestor's mode for this event. ``pseudonymous``: the
+        event is already in the pseudonymous form (from the log, the
+        quarantine, or provkg itself). An accepted event is in the log
+        (fsync'ed) before this returns."""
         mode = shacl_mode or self.shacl_mode
         faults = self.validator.validate(event)
         if faults:
             return IngestResult("rejected", faults=faults, source=source)
+        replaced: list[str] = []
+        if self.vault is not None and not (pseudonymous or _replay):
+            done = pseudonymise(event, self.vault)
+            if done.replaced:
+                event, raw, replaced = done.event, None, done.replaced
         try:
             digest = canonical_hash(event)
         except rfc8785.CanonicalizationError as exc:
@@ -180,7 +194,7 @@ class Ingestor:
                 return IngestResult("duplicate", graph.value, digest, source=source)
             if self.log is not None and not _replay:
                 text = raw if raw is not None else rfc8785.dumps(event).decode("utf-8")
-                self.log.append(text, digest, received_at.isoformat(), source or "api")
+                self.log.append(text, digest, received_at.isoformat(), source or "api", replaced)
             written = self.store.add_graph(graph, quads)
         return IngestResult("accepted" if written else "duplicate", graph.value, digest,
                             len(mapped.quads) if written else 0, shacl=outcome, source=source)
@@ -222,7 +236,7 @@ class Ingestor:
             raise ValueError("this ingestor has no quarantine")
         entry = self.quarantine.get(entry_id)
         result = self.ingest(entry.event, received_at=datetime.fromisoformat(entry.received_at),
-                             shacl_mode="flag" if force else "quarantine")
+                             shacl_mode="flag" if force else "quarantine", pseudonymous=True)
         if result.status in ("accepted", "duplicate"):
             self.quarantine.remove(entry_id)
         return result

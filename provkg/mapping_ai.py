@@ -296,7 +296,10 @@ def _inference(b: GraphBuilder, run: NamedNode, facet: dict, models_in: list[Mea
         if "output" in p:
             b.value(prediction, PROVKG.predictionOutput, p["output"])
         snapshot = p.get("featureSnapshot")
-        if isinstance(snapshot, dict) and isinstance(snapshot.get("uri"), str):
+        if isinstance(snapshot, dict) and isinstance(snapshot.get("sealed"), str):
+            # sealed with the subject's key at ingest (provkg.pseudonymise); auditors open it
+            b.add(prediction, PROVKG.sealedFeatureSnapshot, Literal(snapshot["sealed"]))
+        elif isinstance(snapshot, dict) and isinstance(snapshot.get("uri"), str):
             b.add(prediction, PROVKG.featureSnapshot, Literal(snapshot["uri"], datatype=XSD.anyURI))
             b.text(prediction, PROVKG.featureSnapshotDigest, snapshot.get("digest"))
 
@@ -338,3 +341,5 @@ def _erasure_request(b: GraphBuilder, run: NamedNode, facet: dict) -> None:
     if isinstance(facet.get("findings"), dict):
         b.add(run, PROVKG.findings, json_literal(facet["findings"]))
     b.text(run, PROVKG.erasureAction, facet.get("action"))
+    if facet.get("executedAt"):
+        b.add(run, PROVKG.erasureExecutedAt, time_literal(facet["executedAt"]))

@@ -72,6 +72,14 @@ def svc(tmp_path_factory):
     stop_server(srv)
 
 
+def resolve_subject(svc, token: str, subject: str) -> str:
+    """The pseudonymous IRI of a data subject (auditors and admins may ask)."""
+    r = httpx.post(svc.url + "/api/v1/subjects/resolve", json={"subject": subject}, headers=bearer(token),
+                   timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()["subject"]
+
+
 def get(svc, path: str, token: str | None = None, **params) -> httpx.Response:
     return httpx.get(svc.url + path, params=params, headers=bearer(token), timeout=120)
 
@@ -252,7 +260,8 @@ def test_queries_exports_and_refusals_are_audited(svc):
     query = "SELECT ?job WHERE { ?run <https://w3id.org/provkg/ns#job> ?job } LIMIT 3"
     r = httpx.post(svc.url + "/sparql", data={"query": query}, headers=bearer(reader), timeout=60)
     assert r.status_code == 200
-    named = get(svc, "/api/v1/queries/erasure-impact", reader, subject=K["withdrawn_subject_iri"])
+    subject = resolve_subject(svc, auditor, K["withdrawn_subject"])
+    named = get(svc, "/api/v1/queries/erasure-impact", reader, subject=subject)
     assert named.status_code == 200
     export = get(svc, "/api/v1/export", auditor, format="turtle")
     assert export.status_code == 200
@@ -268,7 +277,7 @@ def test_queries_exports_and_refusals_are_audited(svc):
     assert sparql["bytes"] == len(r.content)
     datetime.fromisoformat(sparql["time"].replace("Z", "+00:00"))
     erasure = by_path["/api/v1/queries/erasure-impact"][-1]
-    assert erasure["params"] == {"subject": K["withdrawn_subject_iri"]}
+    assert erasure["params"] == {"subject": subject}
     assert erasure["rows"] == named.json()["count"] > 0
     exported = by_path["/api/v1/export"][-1]
     assert exported["role"] == "auditor" and exported["params"] == {"format": "turtle"}
@@ -302,7 +311,11 @@ def test_sparql_get_and_erasure_requests_are_audited_with_their_text(svc):
     ask = [e for e in entries if e.get("sparql") == query][-1]
     assert ask["method"] == "GET" and "query" not in ask["params"] and ask["rows"] == 1
     erasure = [e for e in entries if e["path"] == "/api/v1/erasure-requests"][-1]
-    assert erasure["body"] == body and erasure["status"] == 201 and erasure["role"] == "admin"
+    # the audit log names the subject by pseudonym, never by identifier
+    pseudonymous = resolve_subject(svc, svc.keys["auditor"], "subj-0001")
+    assert erasure["body"] == {**body, "subject": pseudonymous}
+    assert erasure["status"] == 201 and erasure["role"] == "admin"
+    assert "subj-0001" not in (svc.data / "audit.jsonl").read_text("utf-8")
     # posting events is not audited here (the event log records it)
     assert not [e for e in entries if e["path"].startswith("/api/v1/lineage") and e["status"] < 400]
 
@@ -328,8 +341,8 @@ INJECTIONS = [
 ]
 VALID = {"iri": K["model_versions"]["2"], "int": "3", "datetime": "2026-11-02T00:00:00Z", "string": "gender",
          "number": "0.5"}
-VALID_BY_NAME = {"subject": K["withdrawn_subject_iri"], "a": K["model_versions"]["1"], "b": K["model_versions"]["2"],
-                 "node": K["model_versions"]["2"]}
+VALID_BY_NAME = {"subject": K["base"] + "subject/ps-00000000000000000000000000000000",
+                 "a": K["model_versions"]["1"], "b": K["model_versions"]["2"], "node": K["model_versions"]["2"]}
 
 
 def _quads(svc, token: str) -> set[str]:

@@ -20,6 +20,7 @@ from provkg.iris import IriMinter
 from provkg.named_queries import load_named_queries, run_named_query
 from provkg.resources import facets_dir
 from provkg.store import LineageStore
+from provkg.subjects import SubjectVault
 from provkg.validation import EventValidator
 
 K = KNOWN_ANSWERS
@@ -388,10 +389,18 @@ PREFIX dpv: <https://w3id.org/dpv#> PREFIX dqv: <http://www.w3.org/ns/dqv#>
 @pytest.fixture(scope="module")
 def store(events, validator, tmp_path_factory):
     store = LineageStore(tmp_path_factory.mktemp("demo") / "store")
-    ingestor = Ingestor(store, validator, IriMinter())
+    ingestor = Ingestor(store, validator, IriMinter(), vault=SubjectVault(store.path / "subjects"))
     results = [ingestor.ingest(e) for e in events]
     assert [r.status for r in results] == ["accepted"] * len(events), [r.as_dict() for r in results if not r.ok]
     return store
+
+
+@pytest.fixture(scope="module")
+def subject_iri(store) -> str:
+    """The withdrawn subject's IRI: stored under a pseudonym, looked up in the store's key store."""
+    pseudonym = SubjectVault(store.path / "subjects", read_only=True).find(K["q3_erasure"]["subject"])
+    assert pseudonym is not None and pseudonym != K["q3_erasure"]["subject"]
+    return IriMinter().mint("subject", pseudonym).value
 
 
 def _select(store: LineageStore, query: str) -> list[tuple]:
@@ -429,9 +438,9 @@ def test_q1_prediction_provenance_is_in_the_graph(store):
     assert runs == {t["run"] for t in q1["transformations"]}
 
 
-def test_q3_erasure_impact_is_in_the_graph(store):
+def test_q3_erasure_impact_is_in_the_graph(store, subject_iri):
     q3 = K["q3_erasure"]
-    subject = q3["subject"]
+    subject = subject_iri
     assert _set(store, f"SELECT ?e WHERE {{ ?e provkg:holdsDataOf <{subject}> }}") == set(q3["holding"])
     derived = _set(store, f"""SELECT ?x WHERE {{ ?e provkg:holdsDataOf <{subject}> .
         ?x prov:wasDerivedFrom+ ?e ; a provkg:DatasetVersion }}""")
@@ -448,8 +457,8 @@ def test_q3_erasure_impact_is_in_the_graph(store):
         ?m a provkg:ModelVersion ; provkg:trainedBy ?r ; prov:wasDerivedFrom+ ?e .
         ?e provkg:holdsDataOf <{subject}> . ?r prov:startedAtTime ?t . FILTER(?t > ?w) }}""")
     assert violations == set(q3["violations"])
-    assert _set(store, "SELECT ?c WHERE { ?c dpv:hasConsentStatus dpv:ConsentWithdrawn }") == {
-        K["consent_withdrawal_record"]}
+    assert _set(store, "SELECT ?s WHERE { ?c dpv:hasConsentStatus dpv:ConsentWithdrawn ; dpv:hasDataSubject ?s }") \
+        == {subject}
 
 
 def test_q4_bias_attribution_is_in_the_graph(store):

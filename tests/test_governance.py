@@ -42,7 +42,6 @@ K = KNOWN_ANSWERS
 EVENTS = demo_events()
 IRI = IriMinter()
 SUBJECT = K["withdrawn_subject"]
-SUBJECT_IRI = K["withdrawn_subject_iri"]
 V1, V2 = K["model_versions"]["1"], K["model_versions"]["2"]
 REQUESTER = "dpo@bank.example"
 A17 = "https://w3id.org/dpv/legal/eu/gdpr#A17"
@@ -258,6 +257,16 @@ def demo(server):
     assert statuses == [201] * K["events"]
     assert server.stats()["graphs"] == K["events"]
     return server
+
+
+@pytest.fixture(scope="module")
+def subject_iri(demo) -> str:
+    """The withdrawn subject's IRI on the demo server: subjects are stored under
+    random pseudonyms, so it is looked up (an auditor's request)."""
+    r = httpx.post(demo.url + "/api/v1/subjects/resolve", json={"subject": SUBJECT}, timeout=30)
+    assert r.status_code == 200, r.text
+    assert SUBJECT not in r.text and r.json()["subject"].startswith(K["base"] + "subject/ps-")
+    return r.json()["subject"]
 
 
 # -- 1. prediction provenance ---------------------------------------------------------------
@@ -529,23 +538,23 @@ def test_q3_events_agree_with_the_known_answers():
     assert not set(Q3["not_violations"]) & _violations_in_events()
 
 
-def test_q3_sparql_holding_predictions_and_the_violation_pattern(demo):
-    assert column(demo, f"SELECT ?v WHERE {{ ?v provkg:holdsDataOf <{SUBJECT_IRI}> }}", "v") == _holding_in_events()
-    assert column(demo, f"SELECT ?p WHERE {{ ?p provkg:aboutSubject <{SUBJECT_IRI}> }}", "p") == set(Q3["predictions"])
+def test_q3_sparql_holding_predictions_and_the_violation_pattern(demo, subject_iri):
+    assert column(demo, f"SELECT ?v WHERE {{ ?v provkg:holdsDataOf <{subject_iri}> }}", "v") == _holding_in_events()
+    assert column(demo, f"SELECT ?p WHERE {{ ?p provkg:aboutSubject <{subject_iri}> }}", "p") == set(Q3["predictions"])
     violations = column(demo, f"""
         SELECT DISTINCT ?mv WHERE {{
-          ?c dpv:hasDataSubject <{SUBJECT_IRI}> ; dpv:hasConsentStatus dpv:ConsentWithdrawn ; provkg:statusAt ?w .
-          FILTER NOT EXISTS {{ ?g dpv:hasDataSubject <{SUBJECT_IRI}> ; dpv:hasConsentStatus dpv:ConsentGiven ;
+          ?c dpv:hasDataSubject <{subject_iri}> ; dpv:hasConsentStatus dpv:ConsentWithdrawn ; provkg:statusAt ?w .
+          FILTER NOT EXISTS {{ ?g dpv:hasDataSubject <{subject_iri}> ; dpv:hasConsentStatus dpv:ConsentGiven ;
                                   provkg:statusAt ?gt . FILTER(?gt > ?w) }}
           ?mv a provkg:ModelVersion ; provkg:trainedBy ?run ; prov:wasDerivedFrom+ ?held .
-          ?held provkg:holdsDataOf <{SUBJECT_IRI}> .
+          ?held provkg:holdsDataOf <{subject_iri}> .
           ?run prov:startedAtTime ?t . FILTER(?t > ?w) }}""", "mv")
     assert violations == _violations_in_events() == set(Q3["violations"])
     assert V1 not in violations
 
 
-def test_q3_erasure_impact_http_and_cli(demo):
-    answer = both(demo, "erasure-impact", subject=SUBJECT_IRI)
+def test_q3_erasure_impact_http_and_cli(demo, subject_iri):
+    answer = both(demo, "erasure-impact", subject=subject_iri)
     held = {r["node"] for r in answer["rows"] if r["relation"].endswith("#heldIn")}
     about = {r["node"] for r in answer["rows"] if r["relation"].endswith("#subjectOf")}
     assert held == _holding_in_events()
@@ -557,15 +566,15 @@ def test_q3_erasure_impact_http_and_cli(demo):
     assert nodes(answer, "DatasetVersion") == set(Q3["holding"]) | derived_versions
 
 
-def test_q3_consent_violations_http_and_cli(demo):
-    answer = both(demo, "consent-violations", subject=SUBJECT_IRI)
+def test_q3_consent_violations_http_and_cli(demo, subject_iri):
+    answer = both(demo, "consent-violations", subject=subject_iri)
     assert {r["modelVersion"] for r in answer["rows"]} == set(Q3["violations"]) == _violations_in_events()
     assert V1 not in {r["modelVersion"] for r in answer["rows"]}
     assert {_ts(r["withdrawnAt"]) for r in answer["rows"]} == {_ts(K["consent_withdrawn_at"])}
     assert {r["heldBy"] for r in answer["rows"]} <= _holding_in_events()
     # without a subject every subject is checked: only subj-0042 ever withdrew
     everyone = named(demo, "consent-violations")
-    assert {r["subject"] for r in everyone["rows"]} == {SUBJECT_IRI}
+    assert {r["subject"] for r in everyone["rows"]} == {subject_iri}
 
 
 def _recorded_request(rows: list[dict], run_id: str) -> dict:
@@ -574,16 +583,17 @@ def _recorded_request(rows: list[dict], run_id: str) -> dict:
     return found[0]
 
 
-REQUEST_QUERY = f"""
+def request_query(subject_iri: str) -> str:
+    return f"""
     SELECT ?run ?requester ?article ?findings ?types WHERE {{
-      ?run a provkg:ErasureRequest , prov:Activity ; provkg:erasureSubject <{SUBJECT_IRI}> ;
+      ?run a provkg:ErasureRequest , prov:Activity ; provkg:erasureSubject <{subject_iri}> ;
            prov:wasAssociatedWith ?agent ; provkg:gdprArticle ?article ; provkg:findings ?findings .
       ?agent a prov:Agent ; rdfs:label ?requester .
       FILTER(?requester = "{REQUESTER}") }}"""
 
 
-def test_q3_erasure_request_over_http_is_recorded_as_provenance(demo):
-    impact = named(demo, "erasure-impact", subject=SUBJECT_IRI)
+def test_q3_erasure_request_over_http_is_recorded_as_provenance(demo, subject_iri):
+    impact = named(demo, "erasure-impact", subject=subject_iri)
     r = httpx.post(demo.url + "/api/v1/erasure-requests", json={"subject": SUBJECT, "requestedBy": REQUESTER},
                    timeout=60)
     assert r.status_code == 201, r.text
@@ -592,7 +602,7 @@ def test_q3_erasure_request_over_http_is_recorded_as_provenance(demo):
     assert {row["modelVersion"] for row in outcome["violations"]["rows"]} == set(Q3["violations"])
     expected = {**impact["summary"], "consentViolations": len(Q3["violations"])}
     assert outcome["findings"] == expected
-    recorded = _recorded_request(select(demo, REQUEST_QUERY), outcome["runId"])
+    recorded = _recorded_request(select(demo, request_query(subject_iri)), outcome["runId"])
     assert recorded["article"] == A17
     assert json.loads(recorded["findings"]) == expected
 
@@ -608,15 +618,18 @@ def cli_store(tmp_path_factory):
     return folder / "data"
 
 
-def test_q3_erasure_request_over_the_cli_is_recorded_as_provenance(demo, cli_store):
+def test_q3_erasure_request_over_the_cli_is_recorded_as_provenance(demo, cli_store, subject_iri):
     done = provkg("erasure-request", SUBJECT, "--requested-by", REQUESTER, "--json", data=cli_store)
     assert done.returncode == 0, done.stderr
     outcome = json.loads(done.stdout)
-    impact = named(demo, "erasure-impact", subject=SUBJECT_IRI)  # the same events on the server
+    impact = named(demo, "erasure-impact", subject=subject_iri)  # the same events on the server
     expected = {**impact["summary"], "consentViolations": len(Q3["violations"])}
     assert outcome["findings"] == expected
     assert {row["modelVersion"] for row in outcome["violations"]["rows"]} == set(Q3["violations"])
-    found = provkg("sparql", PREFIXES + REQUEST_QUERY, "--format", "json", data=cli_store)
+    # the CLI's store has pseudonyms of its own
+    resolved = provkg("subjects", "resolve", SUBJECT, data=cli_store)
+    assert resolved.returncode == 0, resolved.stderr
+    found = provkg("sparql", PREFIXES + request_query(resolved.stdout.strip()), "--format", "json", data=cli_store)
     assert found.returncode == 0, found.stderr
     rows = [{k: v["value"] for k, v in b.items()} for b in json.loads(found.stdout)["results"]["bindings"]]
     recorded = _recorded_request(rows, outcome["runId"])
