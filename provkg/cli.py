@@ -6,6 +6,7 @@ default ``./provkg-data``) and means the same store by it.
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import sys
@@ -254,17 +255,23 @@ def ingest(
                   console=err, transient=True) as progress:
         task = progress.add_task("ingesting files", total=len(files))
         for path in files:
-            for event, source, problem in read_events(path):
-                if problem is not None:
-                    result = IngestResult("rejected", faults=[Fault("", str(problem))], source=source)
-                else:
-                    result = ingestor.ingest(event, source=source)
+            # the file's events go in chunks: one fsync and one store transaction per chunk
+            malformed: list[IngestResult] = []
+
+            def decoded(path: Path = path, malformed: list[IngestResult] = malformed):
+                for event, source, problem in read_events(path):
+                    if problem is None:
+                        yield event, source
+                    else:
+                        malformed.append(IngestResult("rejected", faults=[Fault("", str(problem))], source=source))
+
+            for result in itertools.chain(ingestor.ingest_batch(decoded()), malformed):
                 counts[result.status] += 1
                 if result.status == "accepted" and result.shacl is not None and not result.shacl.conforms:
                     counts["flagged"] += 1
                 triples += result.triples
                 if result.status == "rejected":
-                    progress.console.print(f"[red]rejected[/red] {source}")
+                    progress.console.print(f"[red]rejected[/red] {result.source}")
                     _print_rejection(result)
             progress.advance(task)
     store.flush()

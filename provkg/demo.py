@@ -960,8 +960,8 @@ def _features(pid: str) -> dict:
     """The feature vector a full-snapshot prediction was made from (personal
     data: provkg seals it with the subject's key on ingest)."""
     h = hashlib.sha256(pid.encode()).digest()
-    return {"debt_to_income": round(0.1 + h[0] / 512, 3), "months_employed": h[1] % 120,
-            "prior_defaults": h[2] % 3, "age_band": ("18-25", "26-40", "41-65", "65+")[h[3] % 4]}
+    return {"debt_to_income": round(0.1 + h[0] / 512, 3), "payment_to_income": round(0.05 + h[1] / 1024, 3),
+            "bureau_score": 450 + (h[2] * 3) // 2, "delinquencies_24m": h[3] % 4, "open_credit_lines": 1 + h[4] % 9}
 
 
 def _inference_facet(day: _Day) -> InferenceRunFacet:

@@ -90,7 +90,9 @@ def _answer(ingestor: Ingestor, subject_iri: str | None) -> tuple[QueryAnswer, Q
     violations = QueryAnswer("consent-violations", {"subject": subject_iri}, [], [])
     if subject_iri is not None:
         try:
-            impact = run_named_query(ingestor.store, named["erasure-impact"], {"subject": subject_iri})
+            # every row, not a page: the findings and the record name all of them
+            impact = run_named_query(ingestor.store, named["erasure-impact"],
+                                     {"subject": subject_iri, "limit": str(2 ** 31)})
         except UnknownNode:  # nothing holds their data: the request is still recorded, with no findings
             pass
         violations = run_named_query(ingestor.store, named["consent-violations"], {"subject": subject_iri})

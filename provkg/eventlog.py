@@ -101,19 +101,30 @@ class EventLog:
     def append(self, raw: str, content_hash: str, received_at: str, source: str,
                pseudonymised: list[str] | None = None) -> LogEntry:
         """Append one entry and make it durable (write, flush, fsync) before returning."""
+        return self.append_many([(raw, content_hash, received_at, source, pseudonymised)])[0]
+
+    def append_many(self, items: list[tuple[str, str, str, str, list[str] | None]]) -> list[LogEntry]:
+        """Append entries (raw, content hash, receipt time, source, pointers
+        pseudonymised) in order, chained, and make them durable with one
+        fsync before returning (group commit for the batch path)."""
         with self._lock:
-            body: dict[str, Any] = {"seq": self.head_seq + 1, "receivedAt": received_at, "source": source,
-                                    "contentHash": content_hash, "raw": raw, "prev": self.head_hash}
-            if pseudonymised:
-                body["pseudonymised"] = list(pseudonymised)
-            body["hash"] = entry_hash(body)
-            line = json.dumps(body, ensure_ascii=False, separators=(",", ":")) + "\n"
+            seq, prev = self.head_seq, self.head_hash
+            bodies, lines = [], []
+            for raw, content_hash, received_at, source, pseudonymised in items:
+                seq += 1
+                body: dict[str, Any] = {"seq": seq, "receivedAt": received_at, "source": source,
+                                        "contentHash": content_hash, "raw": raw, "prev": prev}
+                if pseudonymised:
+                    body["pseudonymised"] = list(pseudonymised)
+                body["hash"] = prev = entry_hash(body)
+                bodies.append(body)
+                lines.append(json.dumps(body, ensure_ascii=False, separators=(",", ":")) + "\n")
             with self.path.open("a", encoding="utf-8") as fh:
-                fh.write(line)
+                fh.write("".join(lines))
                 fh.flush()
                 os.fsync(fh.fileno())
-            self.head_seq, self.head_hash = body["seq"], body["hash"]
-            return LogEntry.from_json(body)
+            self.head_seq, self.head_hash = seq, prev
+            return [LogEntry.from_json(b) for b in bodies]
 
     def lines(self) -> Iterator[tuple[int, str]]:
         """(line number from 1, text) of every line."""

@@ -46,11 +46,18 @@ def time_literal(value: Any) -> Literal | None:
 
 
 def typed_literal(value: Any) -> Literal | None:
-    """A literal for a JSON scalar (bool before int: bool is an int in Python)."""
+    """A literal for a JSON scalar (bool before int: bool is an int in Python).
+
+    A number is typed by its value, not its spelling: ``1.0`` and ``1`` are
+    the same JSON number (RFC 8785 writes both as ``1``, and the content hash
+    is taken over that form), so both become ``xsd:integer``; a replay of the
+    logged canonical text then gives the same graph."""
     if value is None:
         return None
     if isinstance(value, bool):
         return Literal("true" if value else "false", datatype=XSD.boolean)
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 53:
+        value = int(value)
     if isinstance(value, int):
         return Literal(str(value), datatype=XSD.integer)
     if isinstance(value, float):

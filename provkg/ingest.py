@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import rfc8785
-from pyoxigraph import NamedNode, Quad
+from pyoxigraph import DefaultGraph, NamedNode, Quad, Store
 
 from .iris import IriMinter
 from .entailment import default_entailer
@@ -98,6 +98,32 @@ class IngestResult:
         return out
 
 
+@dataclass
+class _Prepared:
+    """An event ready to commit: its graph and content hash, the quads to
+    write (with its SHACL report), the event's own quads, its log text,
+    receipt time, source, the pointers pseudonymised, the SHACL outcome."""
+
+    graph: NamedNode
+    digest: str
+    quads: list[Quad]
+    event_quads: list[Quad]
+    text: str
+    received_at: str
+    source: str | None
+    replaced: list[str]
+    shacl: ValidationOutcome | None
+
+
+@dataclass
+class _Queued:
+    """One caller's events waiting for the group commit, and their results once committed."""
+
+    prepared: list[_Prepared]
+    log: bool
+    results: list[IngestResult] | None = None
+
+
 def canonical_hash(event: Any) -> str:
     """``sha256:<hex>`` of the RFC 8785 (JCS) canonical form of the event.
 
@@ -145,6 +171,8 @@ class Ingestor:
         # the log append and the store write of one event happen together, in
         # log order, so the store is always a prefix-projection of the log
         self._commit_lock = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Queued] = []
 
     def ingest(self, event: Any, received_at: datetime | None = None, source: str | None = None,
                shacl_mode: str | None = None, raw: str | None = None, pseudonymous: bool = False,
@@ -157,26 +185,71 @@ class Ingestor:
         event is already in the pseudonymous form (from the log, the
         quarantine, or provkg itself). An accepted event is in the log
         (fsync'ed) before this returns."""
-        mode = shacl_mode or self.shacl_mode
+        prepared = self._prepare(event, received_at or datetime.now(timezone.utc), source,
+                                 shacl_mode or self.shacl_mode, raw, pseudonymous or _replay, None, set())
+        if isinstance(prepared, IngestResult):
+            return prepared
+        return self._commit([prepared], log=not _replay)[0]
+
+    def ingest_batch(self, events: Iterable[tuple[Any, str | None]], received_at: datetime | None = None,
+                     chunk: int = 500, _replay: bool = False) -> Iterator[IngestResult]:
+        """Ingest (event, source) pairs, in order, committing ``chunk`` events at a time.
+
+        Each event is validated, mapped and checked exactly as by
+        :meth:`ingest` — SHACL sees the events before it in the chunk as if
+        they were stored — but a chunk's accepted events are logged with one
+        fsync and written to the store in one transaction. Results come in
+        input order once their chunk is durable; a bad event does not stop
+        the rest."""
+        waiting: list[IngestResult | _Prepared] = []
+        pending = Store()  # the chunk's accepted triples, as the store's default graph will hold them
+        graphs: set[NamedNode] = set()
+        default = DefaultGraph()
+        for event, source in events:
+            at = received_at or datetime.now(timezone.utc)
+            if isinstance(event, LogEntry):  # a replay: logged time and source, already pseudonymous
+                entry = event
+                at, source, event = datetime.fromisoformat(entry.received_at), entry.source, entry.event()
+            prepared = self._prepare(event, at, source, "flag" if _replay and self.shacl_mode != "off"
+                                     else self.shacl_mode, None, _replay, pending, graphs)
+            waiting.append(prepared)
+            if isinstance(prepared, _Prepared):
+                graphs.add(prepared.graph)
+                pending.extend(Quad(q.subject, q.predicate, q.object, default) for q in prepared.event_quads)
+            if len(graphs) >= chunk:
+                yield from self._flush(waiting, not _replay)
+                waiting, pending, graphs = [], Store(), set()
+        yield from self._flush(waiting, not _replay)
+
+    def _flush(self, waiting: list["IngestResult | _Prepared"], log: bool) -> Iterator[IngestResult]:
+        committed = iter(self._commit([w for w in waiting if isinstance(w, _Prepared)], log))
+        for w in waiting:
+            yield next(committed) if isinstance(w, _Prepared) else w
+
+    def _prepare(self, event: Any, received_at: datetime, source: str | None, mode: str, raw: str | None,
+                 pseudonymous: bool, pending: Store | None, batch: set[NamedNode]) -> "IngestResult | _Prepared":
+        """Everything before the commit: validate, pseudonymise, hash, map, SHACL.
+        Output: the final result (rejected, duplicate, quarantined) or what to commit."""
         faults = self.validator.validate(event)
         if faults:
             return IngestResult("rejected", faults=faults, source=source)
         replaced: list[str] = []
-        if self.vault is not None and not (pseudonymous or _replay):
+        if self.vault is not None and not pseudonymous:
             done = pseudonymise(event, self.vault)
             if done.replaced:
                 event, raw, replaced = done.event, None, done.replaced
         try:
-            digest = canonical_hash(event)
+            canonical = rfc8785.dumps(event)
         except rfc8785.CanonicalizationError as exc:
             return IngestResult("rejected", faults=[Fault("", f"not I-JSON (RFC 7493), cannot be canonicalised: {exc}")],
                                 source=source)
-        received_at = received_at or datetime.now(timezone.utc)
+        digest = "sha256:" + hashlib.sha256(canonical).hexdigest()
         graph = self.mapper.iri.event_graph(digest)
-        if self.store.has_graph(graph):
+        if graph in batch or self.store.has_graph(graph):
             return IngestResult("duplicate", graph.value, digest, source=source)
         mapped = self.mapper.map(event, digest, received_at)
-        outcome = self.shapes.validate(mapped.quads, self.store.store) if mode != "off" and self.shapes else None
+        outcome = (self.shapes.validate(mapped.quads, self.store.store, pending)
+                   if mode != "off" and self.shapes else None)
         quads = mapped.quads
         if outcome is not None and not outcome.conforms and mode in ("reject", "quarantine"):
             if mode == "reject":
@@ -189,15 +262,47 @@ class Ingestor:
         if outcome is not None and outcome.results:
             report = NamedNode(graph.value + "/shacl-report")
             quads = quads + outcome.report_quads(report, report) + [Quad(graph, PROVKG.validationReport, report, report)]
+        text = raw if raw is not None else canonical.decode("utf-8")
+        return _Prepared(graph, digest, quads, mapped.quads, text, received_at.isoformat(), source, replaced, outcome)
+
+    def _commit(self, prepared: list["_Prepared"], log: bool) -> list[IngestResult]:
+        """Log and store the prepared events, in order, durable on return.
+
+        Group commit: concurrent callers queue their events; whoever holds
+        the commit lock writes everything queued with one fsync and one
+        store transaction, so N clients posting at once share the cost.
+        An event already stored (or earlier in the group) is a duplicate."""
+        if not prepared:
+            return []
+        mine = _Queued(prepared, log)
+        with self._queue_lock:
+            self._queue.append(mine)
         with self._commit_lock:
-            if self.store.has_graph(graph):
-                return IngestResult("duplicate", graph.value, digest, source=source)
-            if self.log is not None and not _replay:
-                text = raw if raw is not None else rfc8785.dumps(event).decode("utf-8")
-                self.log.append(text, digest, received_at.isoformat(), source or "api", replaced)
-            written = self.store.add_graph(graph, quads)
-        return IngestResult("accepted" if written else "duplicate", graph.value, digest,
-                            len(mapped.quads) if written else 0, shacl=outcome, source=source)
+            if mine.results is None:  # nobody committed it for us meanwhile: commit the whole queue
+                with self._queue_lock:
+                    group, self._queue = self._queue, []
+                self._commit_now(group)
+        assert mine.results is not None
+        return mine.results
+
+    def _commit_now(self, group: list["_Queued"]) -> None:
+        seen: set[NamedNode] = set()
+        fresh: list[tuple[_Queued, _Prepared]] = []
+        for queued in group:
+            for p in queued.prepared:
+                if p.graph not in seen and not self.store.has_graph(p.graph):
+                    seen.add(p.graph)
+                    fresh.append((queued, p))
+        logged = [p for q, p in fresh if q.log]
+        if self.log is not None and logged:
+            self.log.append_many([(p.text, p.digest, p.received_at, p.source or "api", p.replaced) for p in logged])
+        self.store.add_graphs([(p.graph, p.quads) for _, p in fresh])
+        written = {id(p) for _, p in fresh}
+        for queued in group:
+            queued.results = [
+                IngestResult("accepted", p.graph.value, p.digest, len(p.event_quads), shacl=p.shacl, source=p.source)
+                if id(p) in written else IngestResult("duplicate", p.graph.value, p.digest, source=p.source)
+                for p in queued.prepared]
 
     def ingest_many(self, events: Iterable[tuple[Any, str | None]]) -> Iterator[IngestResult]:
         """Ingest (event, source) pairs one by one; a bad one does not stop the rest."""
@@ -206,15 +311,18 @@ class Ingestor:
 
     def catch_up(self) -> int:
         """Apply the log entries the store lacks (after a crash between the log
-        append and the store write), in log order; returns how many."""
+        append and the store write, or into an empty store by ``provkg
+        rebuild``), in log order, a chunk per transaction; returns how many.
+        Raises ``ValueError`` when a logged event no longer passes validation."""
         if self.log is None:
             return 0
-        applied = 0
-        for entry in self.log.entries():
-            if not self.store.has_graph(self.mapper.iri.event_graph(entry.content_hash)):
-                self.replay(entry)
-                applied += 1
-        return applied
+        missing = [e for e in self.log.entries()
+                   if not self.store.has_graph(self.mapper.iri.event_graph(e.content_hash))]
+        for entry, result in zip(missing, self.ingest_batch(((e, None) for e in missing), _replay=True)):
+            if result.status == "rejected":  # only if the shapes or schemas changed since
+                raise ValueError(f"log entry seq {entry.seq} no longer passes validation: "
+                                 + "; ".join(f.message for f in result.faults))
+        return len(missing)
 
     def replay(self, entry: "LogEntry") -> IngestResult:
         """Project one log entry into the store, with its logged receipt time,

@@ -211,13 +211,25 @@ class QueryAnswer:
     columns: list[str]
     rows: list[list[Any]] = field(default_factory=list)
     summary: dict[str, int] | None = None  # traversals: distinct nodes reached, by kind
+    total: int | None = None  # paged answers: rows in all pages (``rows`` is one page)
 
     def as_dict(self) -> dict[str, Any]:
         out = {"query": self.query, "parameters": self.parameters, "columns": self.columns,
                "count": len(self.rows), "rows": [dict(zip(self.columns, r)) for r in self.rows]}
         if self.summary is not None:
             out["summary"] = self.summary
+        if self.total is not None:
+            offset = self.parameters.get("offset", 0)
+            out["total"] = self.total
+            out["next"] = offset + len(self.rows) if offset + len(self.rows) < self.total else None
         return out
+
+    def page(self, offset: int, limit: int) -> "QueryAnswer":
+        """This answer with only rows ``offset`` to ``offset + limit`` (the
+        summary still counts every row); ``total`` says how many there are."""
+        self.total = len(self.rows)
+        self.rows = self.rows[offset:offset + limit]
+        return self
 
 
 _NUMERIC = {XSD.decimal.value, XSD.double.value, XSD.float.value}
@@ -262,8 +274,12 @@ def run_named_query(store: LineageStore, query: NamedQuery, raw_params: dict[str
                                         substitutions={Variable("n"): NamedNode(start)}):
         raise UnknownNode(f"the store holds nothing about {start} (is the IRI percent-encoded as in the store?)")
     cutoff = values.get(query.as_of) if query.as_of else None
-    return _traverse(query.name, values, start, names, raw_rows, values.get("depth"),
-                     datetime.fromisoformat(cutoff.replace("Z", "+00:00")) if cutoff else None)
+    answer = _traverse(query.name, values, start, names, raw_rows, values.get("depth"),
+                       datetime.fromisoformat(cutoff.replace("Z", "+00:00")) if cutoff else None)
+    # a query that declares limit/offset answers with counts and one page of rows
+    if "limit" in values:
+        answer.page(values.get("offset", 0), values["limit"])
+    return answer
 
 
 def _diff(name: str, values: dict[str, Any], names: list[str], raw_rows: list[list[Any]]) -> QueryAnswer:

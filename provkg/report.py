@@ -40,7 +40,8 @@ FACTS = {
     "runState": "state", "activeFrom": "active from", "activeUntil": "active until",
     "endpoint": "endpoint", "captureTier": "capture tier", "consequential": "consequential",
     "aboutSubject": "data subject", "featureSnapshot": "feature snapshot",
-    "featureSnapshotDigest": "snapshot digest", "predictionOutput": "output",
+    "featureSnapshotDigest": "snapshot digest", "sealedFeatureSnapshot": "feature snapshot",
+    "predictionOutput": "output",
     "artifactDigest": "artifact digest", "version": "version", "framework": "framework",
     "intendedUse": "intended use", "highRisk": "high risk", "provider": "provider",
     "algorithm": "algorithm", "codeVersion": "code version", "environment": "environment",
@@ -64,6 +65,8 @@ def _details(store: LineageStore, node: str) -> dict[str, list[str]]:
         if local not in FACTS:
             continue
         shown = s["valueLabel"].value if s["valueLabel"] is not None else s["value"].value
+        if local == "sealedFeatureSnapshot":  # its text is ciphertext: say where an auditor opens it
+            shown = f"sealed with the data subject's key; auditors open it at /api/v1/snapshots?prediction={node}"
         if shown.startswith(PROVKG.iri):  # ontology individuals (capture tier, run state) by name
             shown = shown[len(PROVKG.iri):]
         facts.setdefault(FACTS[local], [])

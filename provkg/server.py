@@ -34,14 +34,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from . import __version__
 from .audit import AuditLog, now_iso, parse_since
 from .auth import ANONYMOUS, LEAST_ROLE, ROLES, Denied, KeyError_, KeyStore, Principal, permission_for
-from .limits import (BodyTooLarge, GuardedWriter, LimitExceeded, Limits, QueryGate, TokenBuckets, body_too_large,
-                     count_rows, gunzip_bounded)
+from .limits import (BodyTooLarge, LimitExceeded, Limits, QueryGate, TokenBuckets, body_too_large,
+                     gunzip_bounded)
 from .exporting import EXPORT_FORMATS, ExportError, export_graph
 from .ingest import Ingestor, IngestResult, MalformedJSON, decode_json
 from .quarantine import UnknownEntry
 from .shacl import Shapes
 from .named_queries import QueryParameterError, UnknownNode, load_named_queries, run_named_query
-from .sparql_protocol import ProtocolError, execute, request_from
+from .sparql_protocol import ProtocolError, request_from
 from .validation import Fault
 
 
@@ -295,6 +295,13 @@ def create_app(ingestor: Ingestor, limits: Limits | None = None, open_access: bo
     keys = keys or KeyStore(store.path)
     audit = audit or AuditLog(store.path)
     gate = QueryGate(limits.query_timeout, limits.max_queries)
+    # user SPARQL runs in worker processes: a query that crashes the engine (or overruns) takes only its worker
+    from .sparql_worker import SparqlWorkers
+
+    sparql_workers = SparqlWorkers(store, min(limits.sparql_workers, limits.max_queries))
+    app.state.sparql_workers = sparql_workers
+    app.router.add_event_handler("startup", sparql_workers.start)
+    app.router.add_event_handler("shutdown", sparql_workers.close)
     app.add_middleware(Guard, keys=keys, audit=audit, limits=limits, open_access=open_access)
     app.state.limits = limits
     app.state.gate = gate
@@ -330,8 +337,9 @@ def create_app(ingestor: Ingestor, limits: Limits | None = None, open_access: bo
         if limits.max_batch and len(events) > limits.max_batch:
             return _problem(413, f"a batch of {len(events)} events exceeds the limit of {limits.max_batch} "
                                  "(PROVKG_MAX_BATCH / --max-batch); split it into smaller batches")
-        results = await run_in_threadpool(lambda: [ingestor.ingest(e, received_at=received, source="batch")
-                                                   for e in events])
+        # one fsync and one store transaction for the batch; acknowledged once durable
+        results = await run_in_threadpool(lambda: list(ingestor.ingest_batch(((e, "batch") for e in events),
+                                                                             received_at=received)))
         failed = [(i, r) for i, r in enumerate(results) if r.status == "rejected"]
         quarantined = sum(1 for r in results if r.status == "quarantined")
         return JSONResponse({
@@ -366,13 +374,11 @@ def create_app(ingestor: Ingestor, limits: Limits | None = None, open_access: bo
         accept = request.headers.get("accept")
 
         def work(deadline: float | None) -> tuple[bytes, str, int]:
-            # serialise into a sink that stops at the deadline or the size limit
-            sink = GuardedWriter(deadline, limits.max_result_bytes, limits.query_timeout)
-            payload, media = execute(store, req, accept, output=sink)
-            return payload, media, count_rows(payload, media)
+            # evaluated, serialised (stopping at the deadline or the size limit) and counted in a worker process
+            return sparql_workers.run(req, accept, deadline, limits.query_timeout, limits.max_result_bytes)
 
         try:
-            payload, media, rows = await gate.run(work)
+            payload, media, rows = await gate.run(work, bounded=True)
         except ProtocolError as exc:
             return _problem(exc.status, exc.message)
         except LimitExceeded as exc:
@@ -444,8 +450,6 @@ def create_app(ingestor: Ingestor, limits: Limits | None = None, open_access: bo
         if problem is not None:
             return problem
         body = parsed[0]
-        if isinstance(body, dict):
-            _note(request, body={k: body.get(k) for k in ("subject", "requestedBy", "article") if k in body})
         if not isinstance(body, dict) or not isinstance(body.get("subject"), str) \
                 or not isinstance(body.get("requestedBy"), str):
             return _problem(422, "send {\"subject\": str, \"requestedBy\": str, \"article\": \"A17\" | \"A7-3\"}",
@@ -455,7 +459,74 @@ def create_app(ingestor: Ingestor, limits: Limits | None = None, open_access: bo
                                               body.get("article", "A17"))
         except (QueryParameterError, ValueError) as exc:
             return _problem(422, str(exc))
+        # the audit log names the subject by pseudonym IRI only, never by identifier
+        _note(request, body={"subject": outcome.subject_iri, "requestedBy": body["requestedBy"],
+                             "article": body.get("article", "A17")})
         return JSONResponse(outcome.as_dict(), status_code=201)
+
+    async def _subject_body(request: Request) -> tuple[dict | None, JSONResponse | None]:
+        parsed, problem = await _read_json(request, limits.max_body)
+        if problem is not None:
+            return None, problem
+        body = parsed[0]
+        if not isinstance(body, dict) or not isinstance(body.get("subject"), str) or not body["subject"]:
+            return None, _problem(422, "send {\"subject\": \"<the data subject's identifier>\", ...}",
+                                  [Fault("/subject", "a non-empty string is required")])
+        return body, None
+
+    @app.post("/api/v1/erasures", summary="Execute a GDPR Art. 17 erasure (admin): destroy the subject's key "
+              "material and record it as provenance", status_code=201)
+    async def erasure_execute(request: Request) -> JSONResponse:
+        from .erasure import execute_erasure
+        from .subjects import UnknownSubject
+
+        body, problem = await _subject_body(request)
+        if problem is not None:
+            return problem
+        assert body is not None
+        if not isinstance(body.get("requestedBy"), str) or not body["requestedBy"]:
+            return _problem(422, "requestedBy is required", [Fault("/requestedBy", "a non-empty string is required")])
+        try:
+            outcome = await run_in_threadpool(execute_erasure, ingestor, body["subject"], body["requestedBy"])
+        except UnknownSubject as exc:
+            return _problem(404, str(exc))
+        except ValueError as exc:
+            return _problem(409, str(exc))
+        _note(request, body={"subject": outcome.subject_iri, "requestedBy": body["requestedBy"]})
+        return JSONResponse(outcome.as_dict(), status_code=201)
+
+    @app.post("/api/v1/subjects/resolve", summary="The pseudonymous IRI of a data subject given by identifier "
+              "(auditor or admin)")
+    async def subject_resolve(request: Request) -> JSONResponse:
+        from .erasure import subject_iri
+
+        body, problem = await _subject_body(request)
+        if problem is not None:
+            return problem
+        assert body is not None
+        iri = subject_iri(ingestor, body["subject"])
+        _note(request, body={"subject": iri})
+        if iri is None:
+            return _problem(404, "no such data subject in this store (never seen, or erased)")
+        return JSONResponse({"subject": iri, "pseudonym": iri.rsplit("/", 1)[-1]})
+
+    @app.get("/api/v1/snapshots", summary="A prediction's feature snapshot, unsealed (auditor or admin)")
+    def snapshot(prediction: str, request: Request) -> JSONResponse:
+        from .snapshots import NoSnapshot, open_snapshot
+        from .subjects import SnapshotUnavailable
+
+        if ingestor.vault is None:
+            return _problem(404, "this store has no subject key store")
+        try:
+            opened = open_snapshot(ingestor.store, ingestor.vault, prediction)
+            _note(request, subject=opened["subject"])  # who was read about, by pseudonym
+            return JSONResponse(opened)
+        except NoSnapshot as exc:
+            return _problem(404, str(exc))
+        except SnapshotUnavailable as exc:
+            if exc.erased is not None:
+                return _problem(410, str(exc), erased=exc.erased.as_dict())
+            return _problem(409, str(exc))
 
     @app.get("/api/v1/quarantine", summary="Events kept aside because they broke a SHACL Violation")
     def quarantine_list() -> JSONResponse:

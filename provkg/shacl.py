@@ -22,7 +22,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 from xml.etree import ElementTree
 
 import pyshacl
@@ -255,6 +255,20 @@ def validate_store(data: Store, shapes: rdflib.Graph, focus: Iterable[NamedNode]
     return ValidationOutcome(_results(report, shapes))
 
 
+class _Union:
+    """Two pyoxigraph stores read as one (the store and a batch's pending triples)."""
+
+    def __init__(self, *stores: Store):
+        self.stores = stores
+
+    def __contains__(self, quad: Quad) -> bool:
+        return any(quad in s for s in self.stores)
+
+    def quads_for_pattern(self, *pattern: Any) -> Iterator[Quad]:
+        for s in self.stores:
+            yield from s.quads_for_pattern(*pattern)
+
+
 class EventShapesValidator:
     """Validates each event at ingest against the ``ingest`` shapes.
 
@@ -275,11 +289,17 @@ class EventShapesValidator:
         self._shapes_graph.shapes  # harvest the shapes now, once
         self._lock = threading.Lock()  # pyshacl's shapes objects are not re-entrant
 
-    def validate(self, quads: list[Quad], store: "Store | None" = None) -> ValidationOutcome:
+    def validate(self, quads: list[Quad], store: "Store | None" = None,
+                 pending: "Store | None" = None) -> ValidationOutcome:
+        """Validate one event's quads. ``pending``: triples of the events
+        before it in the same batch, not stored yet (default graph), seen as
+        if they were in ``store``."""
         data = Store()
         default = DefaultGraph()
         triples = {Quad(q.subject, q.predicate, q.object, default) for q in quads}
         nodes = {q.subject for q in quads if isinstance(q.subject, NamedNode)}
+        if store is not None and pending is not None and len(pending):
+            store = _Union(store, pending)
         if store is not None:
             # a node is new to validation if any of its triples is new
             new = [q for q in triples if q not in store]

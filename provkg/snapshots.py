@@ -36,7 +36,10 @@ def open_snapshot(store: LineageStore, vault: SubjectVault, prediction: str) -> 
     :class:`NoSnapshot` when the node has no sealed snapshot (or names no
     subject), :class:`provkg.subjects.SnapshotUnavailable` when it cannot be
     opened (``erased`` is set when an erasure destroyed the key)."""
-    node = NamedNode(prediction)
+    try:
+        node = NamedNode(prediction)
+    except ValueError as exc:
+        raise NoSnapshot(f"{prediction!r} is not an IRI: {exc}") from None
     sealed = _one(store, node, PROVKG.sealedFeatureSnapshot)
     subject = _one(store, node, PROVKG.aboutSubject)
     if not isinstance(sealed, Literal) or not isinstance(subject, NamedNode):

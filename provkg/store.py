@@ -64,6 +64,9 @@ class LineageStore:
         # one writer at a time inside this process, so the duplicate check and
         # the insert of an event graph are atomic together
         self._write_lock = threading.Lock()
+        # commits made through this object: readers holding a snapshot of the
+        # store (the SPARQL worker processes) compare it to know they are stale
+        self.generation = 0
 
     def add_graph(self, graph: NamedNode, quads: Iterable[Quad]) -> bool:
         """Insert one event's named graph in a single transaction.
@@ -77,7 +80,20 @@ class LineageStore:
             quads = list(quads)
             default = DefaultGraph()
             self.store.extend(quads + [Quad(q.subject, q.predicate, q.object, default) for q in quads])
+            self.generation += 1
             return True
+
+    def add_graphs(self, graphs: list[tuple[NamedNode, list[Quad]]]) -> list[bool]:
+        """Insert several events' named graphs in one transaction (the batch
+        path). Output: per graph, True if written, False if it already existed."""
+        with self._write_lock:
+            written = [not self.store.contains_named_graph(g) for g, _ in graphs]
+            default = DefaultGraph()
+            batch = [q for (g, quads), new in zip(graphs, written) if new for q in quads]
+            if batch:
+                self.store.extend(batch + [Quad(q.subject, q.predicate, q.object, default) for q in batch])
+                self.generation += 1
+            return written
 
     def has_graph(self, graph: NamedNode) -> bool:
         return self.store.contains_named_graph(graph)

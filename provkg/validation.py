@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import jsonschema
+import jsonschema_rs
 from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
@@ -56,6 +57,22 @@ def _is_iso_date_time(value: object) -> bool:
         return False
     datetime.fromisoformat(value.replace("Z", "+00:00"))  # raises on 2024-13-40
     return True
+
+
+def _is_iso_date_time_fast(value: str) -> bool:
+    try:
+        return _is_iso_date_time(value)
+    except ValueError:
+        return False
+
+
+# Two validators over the same schemas: jsonschema-rs (compiled, ~50x faster)
+# decides whether an event is valid; only an invalid one goes through the
+# python-jsonschema validator, whose errors give the pointers and messages we
+# report. A fault is therefore always confirmed by python-jsonschema.
+def _fast(schema: dict, registry: jsonschema_rs.Registry, formats: bool) -> Any:
+    return jsonschema_rs.validator_for(schema, registry=registry, validate_formats=formats,
+                                       formats={"date-time": _is_iso_date_time_fast} if formats else None)
 
 PROVKG_FACETS = "https://w3id.org/provkg/spec/facets/"
 _FACET_VERSION = re.compile(r"/spec/facets/(\d+)-(\d+)-(\d+)/([A-Za-z0-9_]+)\.json")
@@ -90,6 +107,7 @@ class _FacetSchema:
     schema_id: str
     version: tuple[int, int, int]
     validator: Draft202012Validator
+    fast: Any  # the jsonschema-rs validator of the same schema
 
 
 def _pointer(parts: Iterable[Any]) -> str:
@@ -129,6 +147,9 @@ class EventValidator:
             facet_docs.append(doc)
         self.registry: Registry = Registry().with_resources(resources)
         self._core = Draft202012Validator(core, registry=self.registry, format_checker=_FORMATS)
+        fast_registry = jsonschema_rs.Registry([(uri, r.contents) for uri, r in resources],
+                                               draft=jsonschema_rs.Draft202012)
+        self._core_fast = _fast(core, fast_registry, True)
         # (facet kind, facet key) -> held versions, newest first
         self._facets: dict[tuple[str, str], list[_FacetSchema]] = {}
         for doc in facet_docs:
@@ -139,7 +160,7 @@ class EventValidator:
                 own = doc["$id"].startswith(PROVKG_FACETS)
                 validator = Draft202012Validator(doc, registry=self.registry,
                                                  format_checker=_FORMATS if own else None)
-                entry = _FacetSchema(doc["$id"], _version_of(doc["$id"]), validator)
+                entry = _FacetSchema(doc["$id"], _version_of(doc["$id"]), validator, _fast(doc, fast_registry, own))
                 self._facets.setdefault((kind, key), []).append(entry)
         for versions in self._facets.values():
             versions.sort(key=lambda f: f.version, reverse=True)
@@ -190,9 +211,10 @@ class EventValidator:
         if not isinstance(event, dict):
             return [Fault("", f"an OpenLineage event must be a JSON object, not {type(event).__name__}")]
         probe = event if "schemaURL" in event else {**event, "schemaURL": self.core_id + "#/$defs/RunEvent"}
-        faults = self._core_faults(probe)
-        if faults:
-            return faults
+        if not self._core_fast.is_valid(probe):
+            faults = self._core_faults(probe)
+            if faults:
+                return faults
         return self._facet_faults(event)
 
     def _core_faults(self, event: dict) -> list[Fault]:
@@ -221,6 +243,8 @@ class EventValidator:
                 chosen = self._select(kind, key, facet.get("_schemaURL"))
                 if chosen is None:
                     continue  # a custom facet: kept as it is
+                if chosen.fast.is_valid({key: facet}):
+                    continue
                 for err in chosen.validator.iter_errors({key: facet}):
                     faults.extend(
                         Fault(pointer + _pointer(list(e.absolute_path)), f"{e.message} (facet schema {chosen.schema_id})")

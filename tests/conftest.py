@@ -60,6 +60,7 @@ class Server:
     url: str
     data: Path
     process: subprocess.Popen
+    log: Path | None = None  # the server's stdout and stderr
 
     def stats(self) -> dict:
         return httpx.get(self.url + "/api/v1/stats", timeout=30).json()
@@ -70,36 +71,60 @@ class Server:
         r.raise_for_status()
         return [{k: v["value"] for k, v in b.items()} for b in r.json()["results"]["bindings"]]
 
+    def tail(self, lines: int = 80) -> str:
+        """The last ``lines`` lines the server wrote (stdout and stderr)."""
+        return log_tail(self.log, lines)
+
+
+def log_tail(log: Path | None, lines: int = 80) -> str:
+    if log is None or not log.exists():
+        return ""
+    return "\n".join(log.read_text("utf-8", errors="replace").splitlines()[-lines:])
+
 
 def start_server(data: Path, *extra: str) -> Server:
-    """Start ``provkg serve`` in a subprocess and wait until it answers."""
+    """Start ``provkg serve`` in a subprocess and wait until it answers.
+
+    Its output goes to a log file beside ``data`` (``provkg-serve-PORT.log``,
+    in the test's tmp dir), never to a pipe nobody reads (a full pipe would
+    block the server); its tail is in the error when the server fails to start."""
     port = free_port()
     env = {**os.environ, "PROVKG_OPENLINEAGE_SPEC": str(SPEC)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "provkg", "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--data", str(data), *extra],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+    data.parent.mkdir(parents=True, exist_ok=True)
+    log = data.parent / f"provkg-serve-{port}.log"
+    with log.open("ab") as sink:  # the child keeps its own descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "provkg", "serve", "--host", "127.0.0.1", "--port", str(port),
+             "--data", str(data), *extra],
+            env=env, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"provkg serve exited early:\n{proc.stdout.read()}")
+            raise RuntimeError(f"provkg serve exited early ({proc.returncode}); {log} ends:\n{log_tail(log)}")
         try:
             if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return Server(url, data, proc)
+                # for callers written when this was a pipe: reads the log from its start (it does not follow it)
+                proc.stdout = log.open("r", encoding="utf-8", errors="replace")
+                return Server(url, data, proc, log)
         except httpx.HTTPError:
             time.sleep(0.1)
     proc.kill()
-    raise RuntimeError("provkg serve did not answer within 60 s")
+    proc.wait(10)
+    raise RuntimeError(f"provkg serve did not answer within 60 s; {log} ends:\n{log_tail(log)}")
 
 
 def stop_server(server: Server) -> None:
+    """Stop the server (SIGTERM, then SIGKILL after 20 s) and wait for it."""
     server.process.terminate()
     try:
         server.process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         server.process.kill()
+        server.process.wait(timeout=10)
+    if server.process.stdout is not None:
+        server.process.stdout.close()
 
 
 @pytest.fixture(scope="module")

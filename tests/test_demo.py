@@ -522,3 +522,21 @@ def test_q5_version_diff_is_in_the_graph(store):
             for side in ("from", "to")}
     codes = [_select(store, f"SELECT ?c WHERE {{ <{runs[s]}> provkg:codeVersion ?c }}")[0][0] for s in ("from", "to")]
     assert codes == q5["code_versions"][IriMinter().job("airflow-prod", TRAIN).value]
+
+
+def test_impact_answers_are_paged_with_counts_of_everything(store):
+    query = load_named_queries()["forward-impact"]
+    source = K["biased_source"]
+    whole = run_named_query(store, query, {"node": source, "limit": "100000"})
+    assert whole.total == len(whole.rows) > 20
+    pages, offset = [], 0
+    while True:
+        page = run_named_query(store, query, {"node": source, "limit": "7", "offset": str(offset)})
+        assert page.summary == whole.summary and page.total == whole.total and len(page.rows) <= 7
+        pages.extend(page.rows)
+        if page.as_dict()["next"] is None:
+            break
+        offset = page.as_dict()["next"]
+    assert pages == whole.rows
+    # the default page is 1000 rows
+    assert run_named_query(store, query, {"node": source}).parameters["limit"] == 1000

@@ -5,12 +5,15 @@ down), and the per-key rate limit (issue: a record you can defend)."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import gzip
+import os
 import socket
 import threading
 import time
 import uuid
+from pathlib import Path
 from urllib.parse import urlparse
 
 import httpx
@@ -19,7 +22,8 @@ from conftest import start_server, stop_server
 from test_auth import create_key
 
 from provkg.demo import demo_events
-from provkg.limits import Limits, gunzip_bounded, parse_size
+from provkg.limits import (LimitExceeded, Limits, QueryBusy, QueryGate, QueryTimeout, gunzip_bounded,
+                           parse_size)
 
 RUNAWAY = "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i }"
 SMALL = "ASK { ?s a <http://www.w3.org/ns/prov#Activity> }"
@@ -144,11 +148,40 @@ def _timed(call):
     return response, time.monotonic() - started
 
 
-def test_a_runaway_query_gets_503_and_the_server_keeps_answering(tmp_path):
+def _children(pid: int) -> set[int]:
+    """Process ids of ``pid``'s children (Linux /proc)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found |= {int(c) for c in (task / "children").read_text().split()}
+        except OSError:
+            pass
+    return found
+
+
+def _cpu_seconds(pids: set[int]) -> float:
+    """CPU time (user + system) the processes have used so far."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_runaway_query_gets_503_its_worker_is_killed_and_the_server_keeps_answering(tmp_path):
+    """/sparql queries run in worker processes: one that overruns gets 503 at
+    the deadline, its worker is killed (the CPU is freed, not only the
+    request) and replaced, and meanwhile every other request is answered."""
     timeout = 2.0
     srv = start_server(tmp_path / "data", "--demo", "--query-timeout", str(timeout), "--max-queries", "2")
     try:
         with httpx.Client(timeout=60) as http:
+            assert http.post(srv.url + "/sparql", data={"query": SMALL}).status_code == 200
+            workers = _children(srv.process.pid)
+            assert len(workers) >= 2, workers
             results: dict[int, tuple[httpx.Response, float]] = {}
 
             def runaway(i: int) -> None:
@@ -169,24 +202,57 @@ def test_a_runaway_query_gets_503_and_the_server_keeps_answering(tmp_path):
             assert "2 s limit" in answer.json()["error"] and "PROVKG_QUERY_TIMEOUT" in answer.json()["error"]
             assert timeout - 0.1 <= took < timeout + 1.5, took
 
-            # pyoxigraph cannot stop it: it keeps its slot. A second runaway takes the other one...
-            second = _timed(lambda: http.post(srv.url + "/sparql", data={"query": RUNAWAY}))
-            assert second[0].status_code == 503
-            # ...and then queries wait for a slot up to the timeout, and are told why: the server is not exhausted
-            busy, t_busy = _timed(lambda: http.post(srv.url + "/sparql", data={"query": SMALL}))
-            assert busy.status_code == 503 and "query slots are busy" in busy.json()["error"]
-            assert busy.headers["Retry-After"].isdigit()
-            assert t_busy < timeout + 1.5
-            # everything that is not a query still works
+            # the worker that ran it is gone (killed), a new one took its place, and nothing burns CPU any more
+            time.sleep(1.0)
+            now = _children(srv.process.pid)
+            assert workers - now and now - workers, (workers, now)
+            before = _cpu_seconds(now)
+            time.sleep(1.0)
+            assert _cpu_seconds(now) - before < 0.3
+
+            # two runaways at once take both workers; both are stopped, and the next query is answered at once
+            both = [threading.Thread(target=runaway, args=(i,)) for i in (2, 3)]
+            for t in both:
+                t.start()
+            for t in both:
+                t.join()
+            assert [results[i][0].status_code for i in (2, 3)] == [503, 503]
+            small, t_small = _timed(lambda: http.post(srv.url + "/sparql", data={"query": SMALL}))
+            assert small.status_code == 200 and small.json()["boolean"] is True and t_small < 1.5, (small.text, t_small)
             health, t_health = _timed(lambda: http.get(srv.url + "/healthz"))
             assert health.status_code == 200 and t_health < 1.0
             post, t_post = _timed(lambda: http.post(srv.url + "/api/v1/lineage", json=fresh_event()))
             assert post.status_code == 201 and t_post < 5.0
-            stats = http.get(srv.url + "/api/v1/stats")
-            assert stats.status_code == 200
+            assert http.get(srv.url + "/api/v1/stats").status_code == 200
     finally:
         stop_server(srv)
     assert srv.process.returncode is not None
+
+
+def test_named_queries_wait_for_a_slot_then_get_503_busy():
+    """The query gate (named queries and reports run in its threads, in the
+    server's process): a query that finds every slot held waits up to the
+    timeout, then gets QueryBusy with Retry-After; one that overruns gets
+    QueryTimeout while its thread runs on."""
+    gate = QueryGate(0.5, 1)
+    release = threading.Event()
+
+    async def scenario() -> tuple[BaseException | None, BaseException | None]:
+        first = asyncio.ensure_future(gate.run(lambda deadline: release.wait(5)))
+        await asyncio.sleep(0.05)
+        errors: list[BaseException | None] = []
+        for call in (gate.run(lambda deadline: True), first):
+            try:
+                await call
+                errors.append(None)
+            except LimitExceeded as exc:
+                errors.append(exc)
+        release.set()
+        return errors[0], errors[1]
+
+    busy, overran = asyncio.run(scenario())
+    assert isinstance(busy, QueryBusy) and busy.retry_after and "query slots are busy" in busy.message
+    assert isinstance(overran, QueryTimeout) and "0.5 s limit" in overran.message
 
 
 def test_a_slow_streaming_query_stops_at_its_deadline(tmp_path):
