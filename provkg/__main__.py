@@ -2,4 +2,6 @@
 
 from .cli import app
 
-app()
+# guarded: worker processes (spawned, for SHACL and SPARQL) import this module again
+if __name__ == "__main__":
+    app()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import sqlite3
 import sys
 from collections import Counter
@@ -21,7 +22,7 @@ from rich.table import Table
 
 from .config import (ENV_AUTH, ENV_BASE_IRI, ENV_DATA, ENV_HOST, ENV_MAX_BATCH, ENV_MAX_BODY, ENV_MAX_QUERIES,
                      ENV_MAX_RESULT_BYTES, ENV_MAX_ROWS, ENV_PORT, ENV_QUERY_TIMEOUT, ENV_RATE_BURST, ENV_RATE_LIMIT,
-                     ENV_SHACL_MODE)
+                     ENV_SHACL_MODE, ENV_SHACL_WORKERS)
 from .exporting import EXPORT_FORMATS, ExportError, export_graph
 from .ingest import SHACL_MODES, Ingestor, IngestResult, event_files, read_events
 from .iris import DEFAULT_BASE, IriMinter
@@ -78,7 +79,7 @@ def _ingestor(store: LineageStore, spec: Optional[Path], base_iri: str, shacl_mo
     shapes = None
     if shacl_mode != "off":
         try:
-            shapes = EventShapesValidator(Shapes())
+            shapes = EventShapesValidator(Shapes(), workers=_shacl_workers())
         except ShapesError as exc:
             raise _fail(str(exc))
     try:
@@ -91,6 +92,17 @@ def _ingestor(store: LineageStore, spec: Optional[Path], base_iri: str, shacl_mo
         raise _fail(f"cannot open the subject key store in {store.path / 'subjects'}: {exc}")
     return Ingestor(store, _validator(spec), _minter(base_iri), shapes, shacl_mode,
                     Quarantine(store.path / "quarantine"), log, vault)
+
+
+def _shacl_workers() -> int:
+    """Worker processes for per-event SHACL (PROVKG_SHACL_WORKERS; default: the
+    cores, at most 4, since pyshacl holds one core per process)."""
+    text = os.environ.get(ENV_SHACL_WORKERS, "")
+    if not text:
+        return min(4, os.cpu_count() or 1)
+    if not text.isdigit():
+        raise _fail(f"{ENV_SHACL_WORKERS} must be a number of processes (0: validate in-process), not {text!r}")
+    return int(text)
 
 
 def _minter(base: str) -> IriMinter:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -113,6 +114,22 @@ class _Prepared:
     source: str | None
     replaced: list[str]
     shacl: ValidationOutcome | None
+    future: "Future[ValidationOutcome] | None" = None
+    finished: bool = False
+
+    def finish(self) -> None:
+        """Take the SHACL outcome (waiting for it) and add its validation
+        report to the quads, once: in ``<graph>/shacl-report``, linked by
+        ``provkg:validationReport``."""
+        if self.finished:
+            return
+        if self.future is not None:
+            self.shacl, self.future = self.future.result(), None
+        if self.shacl is not None and self.shacl.results:
+            report = NamedNode(self.graph.value + "/shacl-report")
+            self.quads = (self.quads + self.shacl.report_quads(report, report)
+                          + [Quad(self.graph, PROVKG.validationReport, report, report)])
+        self.finished = True
 
 
 @dataclass
@@ -248,9 +265,13 @@ class Ingestor:
         if graph in batch or self.store.has_graph(graph):
             return IngestResult("duplicate", graph.value, digest, source=source)
         mapped = self.mapper.map(event, digest, received_at)
-        outcome = (self.shapes.validate(mapped.quads, self.store.store, pending)
-                   if mode != "off" and self.shapes else None)
-        quads = mapped.quads
+        outcome, future = None, None
+        if mode != "off" and self.shapes:
+            future = self.shapes.submit(mapped.quads, self.store.store, pending)
+            # reject and quarantine decide now; one event at a time waits now; a
+            # flagged batch collects its outcomes at commit, so workers run meanwhile
+            if mode in ("reject", "quarantine") or pending is None:
+                outcome, future = future.result(), None
         if outcome is not None and not outcome.conforms and mode in ("reject", "quarantine"):
             if mode == "reject":
                 return IngestResult("rejected", faults=[Fault("", f"SHACL: {r.focus}: {r.message}")
@@ -259,11 +280,12 @@ class Ingestor:
             assert self.quarantine is not None
             self.quarantine.put(event, digest, received_at.isoformat(), [r.as_dict() for r in outcome.results])
             return IngestResult("quarantined", graph.value, digest, shacl=outcome, source=source)
-        if outcome is not None and outcome.results:
-            report = NamedNode(graph.value + "/shacl-report")
-            quads = quads + outcome.report_quads(report, report) + [Quad(graph, PROVKG.validationReport, report, report)]
         text = raw if raw is not None else canonical.decode("utf-8")
-        return _Prepared(graph, digest, quads, mapped.quads, text, received_at.isoformat(), source, replaced, outcome)
+        prepared = _Prepared(graph, digest, mapped.quads, mapped.quads, text, received_at.isoformat(), source,
+                             replaced, outcome, future)
+        if future is None:
+            prepared.finish()
+        return prepared
 
     def _commit(self, prepared: list["_Prepared"], log: bool) -> list[IngestResult]:
         """Log and store the prepared events, in order, durable on return.
@@ -274,6 +296,8 @@ class Ingestor:
         An event already stored (or earlier in the group) is a duplicate."""
         if not prepared:
             return []
+        for p in prepared:  # SHACL outcomes still running in the workers
+            p.finish()
         mine = _Queued(prepared, log)
         with self._queue_lock:
             self._queue.append(mine)

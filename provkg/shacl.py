@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -272,8 +273,10 @@ class _Union:
 class EventShapesValidator:
     """Validates each event at ingest against the ``ingest`` shapes.
 
-    Input: the loaded :class:`Shapes`. :meth:`validate` takes the event's quads
-    and the store (for the neighbourhood; None to validate the event alone).
+    Input: the loaded :class:`Shapes` (or an ingest shapes graph) and how
+    many worker processes run pyshacl (0: in this process). :meth:`validate`
+    takes the event's quads and the store (for the neighbourhood; None to
+    validate the event alone).
 
     Two things keep this fast without weakening it: the shapes graph is
     harvested once (pyshacl's ShapesGraph, reused across events), and a node
@@ -282,51 +285,84 @@ class EventShapesValidator:
     every node an event mentions, so nothing it points to is new either.
     """
 
-    def __init__(self, shapes: Shapes):
-        self.shapes = shapes.graphs["ingest"]
+    def __init__(self, shapes: "Shapes | rdflib.Graph", workers: int = 0):
+        self.shapes = shapes.graphs["ingest"] if isinstance(shapes, Shapes) else shapes
         self._logger = logging.getLogger("provkg.shacl")
         self._shapes_graph = ShapesGraph(self.shapes, False, self._logger)
         self._shapes_graph.shapes  # harvest the shapes now, once
         self._lock = threading.Lock()  # pyshacl's shapes objects are not re-entrant
+        # pyshacl is pure Python: worker processes let it use more than one core
+        self.pool = None
+        if workers > 0:
+            from .shacl_pool import ShaclPool
+
+            self.pool = ShaclPool(self.shapes, workers, fallback=self.check)
 
     def validate(self, quads: list[Quad], store: "Store | None" = None,
                  pending: "Store | None" = None) -> ValidationOutcome:
         """Validate one event's quads. ``pending``: triples of the events
         before it in the same batch, not stored yet (default graph), seen as
-        if they were in ``store``."""
-        data = Store()
+        if they were in ``store``. Raises :class:`ShapesError`."""
+        return self.submit(quads, store, pending).result()
+
+    def submit(self, quads: list[Quad], store: "Store | None" = None,
+               pending: "Store | None" = None) -> "Future[ValidationOutcome]":
+        """As :meth:`validate`, but the pyshacl run goes to the worker
+        processes when there are any (``workers``), so it can overlap with
+        other work: the data graph (event + neighbourhood) and the focus nodes
+        are taken from the store now; the outcome comes with the future."""
+        triples, focus = self.context(quads, store, pending)
+        if not focus or len(self.shapes) == 0:
+            done: Future[ValidationOutcome] = Future()
+            done.set_result(ValidationOutcome())
+            return done
+        if self.pool is not None:
+            return self.pool.submit(triples, focus)
+        done = Future()
+        try:
+            done.set_result(self.check(triples, focus))
+        except ShapesError as exc:
+            done.set_exception(exc)
+        return done
+
+    def context(self, quads: list[Quad], store: "Store | None" = None,
+                pending: "Store | None" = None) -> tuple[set[Quad], set[NamedNode]]:
+        """The data graph to validate (the event's triples and the neighbourhood
+        the shapes read) and the focus nodes (the event's new nodes)."""
         default = DefaultGraph()
         triples = {Quad(q.subject, q.predicate, q.object, default) for q in quads}
         nodes = {q.subject for q in quads if isinstance(q.subject, NamedNode)}
         if store is not None and pending is not None and len(pending):
             store = _Union(store, pending)
-        if store is not None:
-            # a node is new to validation if any of its triples is new
-            new = [q for q in triples if q not in store]
-            focus = {q.subject for q in new if isinstance(q.subject, NamedNode)}
-            # PROV-CONSTRAINTS 53 reads the user's end time: a new use or a
-            # new end time puts the entities used back in focus
-            focus |= {q.object for q in new if q.predicate == PROV.used and isinstance(q.object, NamedNode)}
-            for run in {q.subject for q in new if q.predicate == PROV.endedAtTime}:
-                focus |= {q.object for q in store.quads_for_pattern(run, PROV.used, None, default)}
-                focus |= {q.object for q in triples if q.subject == run and q.predicate == PROV.used}
-            found: set[Quad] = set()
-            for node in nodes | focus:
-                for predicate in _NEIGHBOURHOOD:
-                    found.update(store.quads_for_pattern(node, predicate, None, default))
-            for node in focus:  # who used it, and when they ended
-                for use in store.quads_for_pattern(None, PROV.used, node, default):
-                    found.add(use)
-                    found.update(store.quads_for_pattern(use.subject, PROV.endedAtTime, None, default))
-                    found.update(store.quads_for_pattern(use.subject, A, None, default))
-            # the types of what those facts point to (sh:class on their objects)
-            for obj in {q.object for q in found if isinstance(q.object, NamedNode) and q.predicate != A} - nodes:
-                found.update(store.quads_for_pattern(obj, A, None, default))
-            triples.update(found)
-        else:
-            focus = nodes
-        if not focus or len(self.shapes) == 0:
-            return ValidationOutcome()
+        if store is None:
+            return triples, nodes
+        # a node is new to validation if any of its triples is new
+        new = [q for q in triples if q not in store]
+        focus = {q.subject for q in new if isinstance(q.subject, NamedNode)}
+        # PROV-CONSTRAINTS 53 reads the user's end time: a new use or a
+        # new end time puts the entities used back in focus
+        focus |= {q.object for q in new if q.predicate == PROV.used and isinstance(q.object, NamedNode)}
+        for run in {q.subject for q in new if q.predicate == PROV.endedAtTime}:
+            focus |= {q.object for q in store.quads_for_pattern(run, PROV.used, None, default)}
+            focus |= {q.object for q in triples if q.subject == run and q.predicate == PROV.used}
+        found: set[Quad] = set()
+        for node in nodes | focus:
+            for predicate in _NEIGHBOURHOOD:
+                found.update(store.quads_for_pattern(node, predicate, None, default))
+        for node in focus:  # who used it, and when they ended
+            for use in store.quads_for_pattern(None, PROV.used, node, default):
+                found.add(use)
+                found.update(store.quads_for_pattern(use.subject, PROV.endedAtTime, None, default))
+                found.update(store.quads_for_pattern(use.subject, A, None, default))
+        # the types of what those facts point to (sh:class on their objects)
+        for obj in {q.object for q in found if isinstance(q.object, NamedNode) and q.predicate != A} - nodes:
+            found.update(store.quads_for_pattern(obj, A, None, default))
+        triples.update(found)
+        return triples, focus
+
+    def check(self, triples: Iterable[Quad], focus: Iterable[NamedNode]) -> ValidationOutcome:
+        """Run pyshacl over ``triples`` for the ``focus`` nodes, in this process."""
+        data = Store()
         data.extend(triples)
         validator = Validator(DataGraph.from_oxigraph_store(data), shacl_graph=self.shapes, options={
             "inference": "none", "advanced": True, "inplace": True, "allow_warnings": True,

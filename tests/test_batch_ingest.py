@@ -27,8 +27,16 @@ VALIDATOR = EventValidator(SPEC)
 SHAPES = EventShapesValidator(Shapes())
 
 
-def _ingestor(path) -> Ingestor:
-    return Ingestor(LineageStore(path), VALIDATOR, IriMinter(), SHAPES, "flag", log=EventLog(path / "log"))
+@pytest.fixture(scope="module")
+def pooled():
+    """Per-event SHACL in two worker processes, as `provkg serve` and `ingest` run it."""
+    shapes = EventShapesValidator(Shapes(), workers=2)
+    yield shapes
+    shapes.pool.close()
+
+
+def _ingestor(path, shapes: EventShapesValidator = SHAPES) -> Ingestor:
+    return Ingestor(LineageStore(path), VALIDATOR, IriMinter(), shapes, "flag", log=EventLog(path / "log"))
 
 
 def _canonical(store: LineageStore) -> list[str]:
@@ -56,12 +64,13 @@ def _shacl(result) -> list[tuple]:
     return sorted((r.severity, r.focus, r.message) for r in (result.shacl.results if result.shacl else []))
 
 
-@pytest.mark.parametrize("chunk", [9, 500])
-def test_batches_give_what_single_events_give(tmp_path, chunk):
+@pytest.mark.parametrize("chunk,workers", [(9, False), (500, False), (9, True)])
+def test_batches_give_what_single_events_give(tmp_path, chunk, workers, request):
     events = _events()
     one = _ingestor(tmp_path / "one")
     singles = [one.ingest(e, source="x") for e in events]
-    batch = _ingestor(tmp_path / "batch")
+    # with workers, pyshacl runs in other processes while the batch goes on
+    batch = _ingestor(tmp_path / "batch", request.getfixturevalue("pooled") if workers else SHAPES)
     batched = list(batch.ingest_batch(((e, "x") for e in events), chunk=chunk))
     assert [r.status for r in batched] == [r.status for r in singles]
     assert {"accepted", "duplicate", "rejected"} <= {r.status for r in singles}
@@ -74,8 +83,8 @@ def test_batches_give_what_single_events_give(tmp_path, chunk):
     assert verify_chain(batch.log)[1] == []
 
 
-def test_concurrent_posts_of_one_event_store_it_once(tmp_path):
-    ingestor = _ingestor(tmp_path / "store")
+def test_concurrent_posts_of_one_event_store_it_once(tmp_path, pooled):
+    ingestor = _ingestor(tmp_path / "store", pooled)
     events = demo_events()[:6]
     results: list = []
     lock = threading.Lock()
