@@ -22,6 +22,7 @@ import logging
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 from xml.etree import ElementTree
@@ -46,6 +47,8 @@ STAGES = ("ingest", "store")
 _NEIGHBOURHOOD = [A, PROV.wasGeneratedBy, PROV.generatedAtTime, PROV.startedAtTime, PROV.endedAtTime,
                   PROV.specializationOf, DCT.isPartOf, PROVKG.job, PROVKG.runId, PROVKG.namespace, PROVKG.name,
                   PROVKG.fieldName, DCAT.version]
+_NEIGHBOURHOOD_SET = frozenset(_NEIGHBOURHOOD)
+_SCAN_LIMIT = 256
 
 
 class ShapesError(ValueError):
@@ -331,7 +334,7 @@ class EventShapesValidator:
         the shapes read) and the focus nodes (the event's new nodes)."""
         default = DefaultGraph()
         triples = {Quad(q.subject, q.predicate, q.object, default) for q in quads}
-        nodes = {q.subject for q in quads if isinstance(q.subject, NamedNode)}
+        nodes = {q.subject for q in triples if isinstance(q.subject, NamedNode)}
         if store is not None and pending is not None and len(pending):
             store = _Union(store, pending)
         if store is None:
@@ -341,12 +344,20 @@ class EventShapesValidator:
         focus = {q.subject for q in new if isinstance(q.subject, NamedNode)}
         # PROV-CONSTRAINTS 53 reads the user's end time: a new use or a
         # new end time puts the entities used back in focus
-        focus |= {q.object for q in new if q.predicate == PROV.used and isinstance(q.object, NamedNode)}
-        for run in {q.subject for q in new if q.predicate == PROV.endedAtTime}:
-            focus |= {q.object for q in store.quads_for_pattern(run, PROV.used, None, default)}
-            focus |= {q.object for q in triples if q.subject == run and q.predicate == PROV.used}
+        used, ended = PROV.used, PROV.endedAtTime
+        focus |= {q.object for q in new if q.predicate == used and isinstance(q.object, NamedNode)}
+        for run in {q.subject for q in new if q.predicate == ended}:
+            focus |= {q.object for q in store.quads_for_pattern(run, used, None, default)}
+            focus |= {q.object for q in triples if q.subject == run and q.predicate == used}
         found: set[Quad] = set()
         for node in nodes | focus:
+            # one read of the node's triples, filtered here, is much cheaper than
+            # one read per predicate; a node with very many (a dataset with years
+            # of versions) is read per predicate instead
+            head = list(islice(store.quads_for_pattern(node, None, None, default), _SCAN_LIMIT))
+            if len(head) < _SCAN_LIMIT:
+                found.update(q for q in head if q.predicate in _NEIGHBOURHOOD_SET)
+                continue
             for predicate in _NEIGHBOURHOOD:
                 found.update(store.quads_for_pattern(node, predicate, None, default))
         for node in focus:  # who used it, and when they ended

@@ -19,7 +19,9 @@ class Namespace:
     def __getattr__(self, name: str) -> NamedNode:
         if name.startswith("__"):
             raise AttributeError(name)
-        return NamedNode(self.iri + name)
+        node = NamedNode(self.iri + name)
+        setattr(self, name, node)  # kept: the mapping asks for the same terms for every event
+        return node
 
     def __getitem__(self, name: str) -> NamedNode:
         return NamedNode(self.iri + name)
