@@ -7,14 +7,21 @@ A named query file starts with comment lines that declare it::
     # @param    depth int  default=25     description
     # @traversal from node
 
-Parameters are bound with SPARQL substitutions (pyoxigraph's implementation of
-SEP-0007: a variable is replaced by an RDF term before evaluation), never
-pasted into the query text, so no parameter value can change the query.
-A substituted variable must be in the query's projection (SEP-0007); parameters
-the query text does not use (``depth``) steer the post-processing only.
+Parameters are validated and converted to RDF terms by Oxigraph (an IRI
+that does not parse, a non-integer ``int``, ... is refused), then bound as
+inline data: one ``VALUES`` row (SPARQL 1.1 §10.2.2) opening the query's
+WHERE clause, written from the terms' N-Triples form, in which no value can
+end the term it is in (IRIs cannot hold ``>``, literals are escaped). User
+text is never pasted into the query. This rather than pyoxigraph's
+substitutions (SEP-0007): with a substituted start node Oxigraph plans the
+query without it and walks the whole store — 3.2 s against 3.7 ms for one
+prediction's provenance on a 500-event store, growing with the store.
+Parameters the query text does not use (``depth``) steer the
+post-processing only.
 
-A ``@diff a b`` query returns facts ``?aspect ?key ?side ?value`` (side
-"a" or "b"); provkg pivots them into one row per aspect and key with both
+A ``@diff a b`` query is evaluated with ``?side`` and ``?version`` bound
+twice ("a" with the node of parameter ``a``, "b" with that of ``b``); it
+returns facts ``?aspect ?key ?side ?value``; provkg pivots them into one row per aspect and key with both
 values and the change.
 
 A ``@traversal from <param>`` query returns lineage edges
@@ -254,13 +261,38 @@ def _plain(term: Any) -> Any:
     return term.value
 
 
+_WHERE = re.compile(r"^(?!\s*#).*?\bWHERE\s*\{", re.MULTILINE)
+
+
+def bind_values(text: str, terms: dict[Variable, Any], rows: list[dict[Variable, Any]] | None = None) -> str:
+    """The query with ``terms`` bound: a ``VALUES`` clause opening its first
+    (outermost) WHERE clause, each term in N-Triples form; one row, or one
+    per extra binding in ``rows`` (each added to ``terms``).
+
+    Input: SPARQL query text and validated pyoxigraph terms by variable.
+    Output: the query text. Raises ``ValueError`` when the query has no WHERE
+    clause (named queries always have one)."""
+    rows = [{**terms, **extra} for extra in rows] if rows else [terms]
+    if not rows[0]:
+        return text
+    where = _WHERE.search(text)
+    if where is None:
+        raise ValueError("the query has no WHERE clause to bind parameters in")
+    variables = list(rows[0])
+    block = " ".join("(" + " ".join(str(row[v]) for v in variables) + ")" for row in rows)
+    return f"{text[:where.end()]}\n  VALUES ({' '.join(str(v) for v in variables)}) {{ {block} }}{text[where.end():]}"
+
+
 def run_named_query(store: LineageStore, query: NamedQuery, raw_params: dict[str, str]) -> QueryAnswer:
     """Run a named query with raw string parameters (validated and bound).
 
     Raises :class:`QueryParameterError` for bad parameters and :class:`UnknownNode`
     when a traversal starts from a node the store does not hold."""
     subs, values = query.bind(raw_params)
-    solutions = store.query(query.text, substitutions=subs)
+    # a diff query sees one row per side: ?side "a" or "b" and ?version that side's node
+    sides = ([{Variable("side"): Literal(side), Variable("version"): subs[Variable(name)]}
+              for side, name in zip(("a", "b"), query.diff)] if query.diff else None)
+    solutions = store.query(bind_values(query.text, subs, sides))
     assert isinstance(solutions, QuerySolutions)
     names = [v.value for v in solutions.variables]
     raw_rows = [[_plain(s[n]) for n in names] for s in solutions]
@@ -270,8 +302,8 @@ def run_named_query(store: LineageStore, query: NamedQuery, raw_params: dict[str
     if query.traversal_from is None:
         return QueryAnswer(query.name, values, names, raw_rows)
     start = values[query.traversal_from]
-    if not raw_rows and not store.query("ASK { { ?n ?p ?o } UNION { ?s ?p ?n } }",
-                                        substitutions={Variable("n"): NamedNode(start)}):
+    if not raw_rows and not store.query(bind_values("ASK WHERE { { ?n ?p ?o } UNION { ?s ?p ?n } }",
+                                                    {Variable("n"): NamedNode(start)})):
         raise UnknownNode(f"the store holds nothing about {start} (is the IRI percent-encoded as in the store?)")
     cutoff = values.get(query.as_of) if query.as_of else None
     answer = _traverse(query.name, values, start, names, raw_rows, values.get("depth"),

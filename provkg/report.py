@@ -16,7 +16,7 @@ from typing import Any
 import markdown as markdown_lib
 from pyoxigraph import NamedNode, Variable
 
-from .named_queries import QueryAnswer, kind_of, load_named_queries, run_named_query
+from .named_queries import QueryAnswer, bind_values, kind_of, load_named_queries, run_named_query
 from .resources import queries_dir
 from .store import LineageStore
 from .vocab import PROVKG
@@ -60,7 +60,7 @@ def _details_query() -> str:
 def _details(store: LineageStore, node: str) -> dict[str, list[str]]:
     query = _details_query()
     facts: dict[str, list[str]] = {}
-    for s in store.query(query, substitutions={Variable("node"): NamedNode(node)}):
+    for s in store.query(bind_values(query, {Variable("node"): NamedNode(node)})):
         local = s["property"].value.rsplit("#", 1)[-1].rsplit("/", 1)[-1]
         if local not in FACTS:
             continue
@@ -95,7 +95,7 @@ def prediction_report(store: LineageStore, node: str, fmt: str = "markdown", dep
     query = load_named_queries()["prediction-provenance"]
     answer = run_named_query(store, query, {"node": node, "depth": str(depth)})
     start_types = " ".join(s["t"].value for s in store.query(
-        "SELECT ?n ?t WHERE { ?n a ?t }", substitutions={Variable("n"): NamedNode(node)}))
+        bind_values("SELECT ?n ?t WHERE { ?n a ?t }", {Variable("n"): NamedNode(node)})))
     if not start_types:
         raise ValueError(f"the store holds nothing about {node}")
     nodes = _nodes_of(answer, node, kind_of(start_types))

@@ -33,6 +33,10 @@ class StoreLocked(RuntimeError):
     """The store directory is open for writing in another process."""
 
 
+# quads written between two flushes of the store's memtables (~250 MB of memory)
+FLUSH_EVERY_QUADS = 250_000
+
+
 class LineageStore:
     """The lineage graph on disk.
 
@@ -67,6 +71,7 @@ class LineageStore:
         # commits made through this object: readers holding a snapshot of the
         # store (the SPARQL worker processes) compare it to know they are stale
         self.generation = 0
+        self._unflushed = 0
 
     def add_graph(self, graph: NamedNode, quads: Iterable[Quad]) -> bool:
         """Insert one event's named graph in a single transaction.
@@ -81,6 +86,7 @@ class LineageStore:
             default = DefaultGraph()
             self.store.extend(quads + [Quad(q.subject, q.predicate, q.object, default) for q in quads])
             self.generation += 1
+            self._written(2 * len(quads))
             return True
 
     def add_graphs(self, graphs: list[tuple[NamedNode, list[Quad]]]) -> list[bool]:
@@ -93,7 +99,17 @@ class LineageStore:
             if batch:
                 self.store.extend(batch + [Quad(q.subject, q.predicate, q.object, default) for q in batch])
                 self.generation += 1
+                self._written(2 * len(batch))
             return written
+
+    def _written(self, quads: int) -> None:
+        # RocksDB keeps written quads in memory (memtables, ~1 KB a quad over
+        # Oxigraph's indexes) until they are flushed to disk: without a flush
+        # now and then a long ingest grows the process by gigabytes
+        self._unflushed += quads
+        if self._unflushed >= FLUSH_EVERY_QUADS:
+            self.store.flush()
+            self._unflushed = 0
 
     def has_graph(self, graph: NamedNode) -> bool:
         return self.store.contains_named_graph(graph)

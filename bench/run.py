@@ -1,0 +1,889 @@
+"""The provkg benchmark harness (issue 6): ingest throughput, query latency and growth.
+
+    python bench/run.py --events 10000 100000        # the standard run
+    python bench/run.py --events 1000000             # on request
+    python bench/run.py --quick                      # smoke run, ~2k events
+    python bench/run.py --quick --profile            # + py-spy profile of the CLI ingest
+
+For each scale N it generates the workload (bench/workload.py) and measures:
+
+1. bulk ingest through ``provkg ingest FILE`` (subprocess, the deployed CLI
+   path) into a fresh store A: events/s, quads/s, peak RSS;
+2. a real ``provkg serve`` on a fresh store B with default settings
+   (OpenLineage validation, SHACL flag, fsync'ed event log) except a larger
+   ``--max-body`` so that batches of ``--batch`` events fit: the first
+   N - W events through ``POST /api/v1/lineage/batch``, then the last W
+   events (the HTTP window, ``--http-window``) as single posts from 16
+   concurrent clients on top of a store already holding the rest; events/s,
+   quads/s, per-post latency, the server's peak RSS (psutil, sampled);
+3. the store's own limit: store A exported with ``provkg export --format
+   nquads`` and loaded by ``pyoxigraph.Store(path).bulk_load`` in one call;
+4. named-query latency (p50/p95/p99, ms) over many start nodes picked by
+   SPARQL (predictions, source datasets, subjects, model versions with a
+   fairness finding, consecutive model-version pairs): in-process
+   (``run_named_query`` on store A opened read-only) and over HTTP on B;
+5. at the smallest scale (<= ``--rdflib-max``): the same SPARQL on rdflib's
+   in-memory Graph (the merged default graph), as a ratio to pyoxigraph;
+6. disk bytes per event (du of the data directory), per-event SHACL time
+   against the full store (a sample), and the growth across scales.
+
+Results: ``bench/results/<UTC timestamp>.json`` and ``.md`` plus
+``latest.json``/``latest.md``; the Markdown is printed too. Times are
+seconds unless a field says ms; rates are per second; sizes are bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+import httpx  # noqa: E402
+import psutil  # noqa: E402
+import pyoxigraph  # noqa: E402
+
+import workload  # noqa: E402
+from provkg.named_queries import load_named_queries, run_named_query  # noqa: E402
+from provkg.store import LineageStore  # noqa: E402
+
+RESULTS = REPO / "bench" / "results"
+SPEC = Path(os.environ.get("PROVKG_OPENLINEAGE_SPEC", REPO.parent / "shared" / "openlineage" / "spec"))
+QUERIES = ("prediction-provenance", "forward-impact", "erasure-impact", "bias-attribution", "version-diff")
+TARGETS = {
+    "http_single_events_per_s": 1000, "bulk_events_per_s": 5000,
+    "prediction_provenance_p99_ms": (50, 100), "version_diff_p99_ms": (50, 100),
+    "impact_p99_ms": 250, "shacl_median_ms": 5, "server_rss_bytes": 2 * 1024 ** 3,
+}
+P = "PREFIX prov: <http://www.w3.org/ns/prov#> PREFIX provkg: <https://w3id.org/provkg/ns#> " \
+    "PREFIX dqv: <http://www.w3.org/ns/dqv#> "
+
+
+def log(msg: str) -> None:
+    print(f"[{datetime.now().strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# -- measurement helpers ------------------------------------------------------------------
+
+
+def percentiles(values: list[float]) -> dict[str, float | int | None]:
+    """Input: samples (any unit). Output: n, p50, p95, p99, max (nearest rank), mean."""
+    if not values:
+        return {"n": 0, "p50": None, "p95": None, "p99": None, "max": None, "mean": None}
+    s = sorted(values)
+
+    def rank(q: float) -> float:
+        return s[min(len(s) - 1, max(0, int(round(q * len(s) + 0.5)) - 1))]
+
+    return {"n": len(s), "p50": rank(0.50), "p95": rank(0.95), "p99": rank(0.99), "max": s[-1],
+            "mean": statistics.fmean(s)}
+
+
+class RssSampler:
+    """Samples the resident set size (bytes) of a process and its children every ``interval`` s;
+    ``peak`` is the largest sum seen."""
+
+    def __init__(self, pid: int, interval: float = 0.25):
+        self.proc = psutil.Process(pid)
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                rss = self.proc.memory_info().rss + sum(c.memory_info().rss for c in self.proc.children(True))
+                self.peak = max(self.peak, rss)
+            except psutil.Error:
+                pass
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "RssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def du(path: Path) -> int:
+    """Bytes on disk under ``path`` (allocated blocks, like ``du -s``)."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(root, f)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+def provkg_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "provkg", *args]
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "PROVKG_OPENLINEAGE_SPEC": str(SPEC)}
+
+
+def store_counts(data: Path) -> dict[str, int]:
+    """Quads (in event graphs), distinct triples and event graphs of a store (opened read-only)."""
+    store = LineageStore(data, read_only=True)
+    try:
+        return store.stats()
+    finally:
+        del store
+
+
+# -- ingest ------------------------------------------------------------------------------------
+
+
+def cli_ingest(jsonl: Path, data: Path, profile: Path | None = None) -> dict[str, Any]:
+    """``provkg ingest jsonl --data data`` timed (wall s) with its peak RSS (bytes); optionally
+    under ``py-spy record`` writing collapsed stacks to ``profile``."""
+    cmd = provkg_cmd("ingest", str(jsonl), "--data", str(data))
+    if profile is not None:
+        spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        cmd = [spy, "record", "--format", "raw", "--rate", "50", "-o", str(profile), "--", *cmd]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with RssSampler(proc.pid) as rss:
+        out, err = proc.communicate()
+    seconds = time.perf_counter() - start
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"provkg ingest failed ({proc.returncode}):\n{out}\n{err[-3000:]}")
+    summary = [line for line in out.splitlines() if "events accepted" in line]
+    return {"seconds": seconds, "peak_rss": rss.peak, "summary": summary[-1].strip() if summary else "",
+            "exit": proc.returncode}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A ``provkg serve`` subprocess on a loopback port (defaults, plus ``extra`` options)."""
+
+    def __init__(self, data: Path, *extra: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.logfile = open(data.parent / f"{data.name}-serve.log", "w")
+        self.proc = subprocess.Popen(provkg_cmd("serve", "--host", "127.0.0.1", "--port", str(self.port),
+                                                "--data", str(data), *extra),
+                                     env=env(), stdout=self.logfile, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"provkg serve exited early; see {self.logfile.name}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("provkg serve did not answer within 120 s")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.logfile.close()
+
+
+def post_batches(url: str, lines: list[str], chunk: int) -> dict[str, Any]:
+    """POST the events (JSON texts) to /api/v1/lineage/batch in chunks of ``chunk``, one client.
+    Output: wall seconds, events, per-status counts, per-batch latency (ms)."""
+    statuses: Counter[str] = Counter()
+    lat = []
+    start = time.perf_counter()
+    with httpx.Client(timeout=600) as client:
+        for i in range(0, len(lines), chunk):
+            body = "[" + ",".join(lines[i:i + chunk]) + "]"
+            t0 = time.perf_counter()
+            r = client.post(url + "/api/v1/lineage/batch", content=body,
+                            headers={"Content-Type": "application/json"})
+            lat.append(1000 * (time.perf_counter() - t0))
+            if r.status_code != 200:
+                raise RuntimeError(f"batch {i // chunk}: HTTP {r.status_code}: {r.text[:500]}")
+            statuses.update(x["status"] for x in r.json()["results"])
+    return {"seconds": time.perf_counter() - start, "events": len(lines), "statuses": dict(statuses),
+            "batch_ms": percentiles(lat), "chunk": chunk}
+
+
+def post_singles(url: str, lines: list[str], clients: int) -> dict[str, Any]:
+    """POST each event to /api/v1/lineage from ``clients`` concurrent threads (one httpx client
+    each), in emission order from a shared cursor. Output: wall seconds, per-status counts,
+    per-post latency until the durable acknowledgement (ms)."""
+    cursor = iter(range(len(lines)))
+    lock = threading.Lock()
+    codes: Counter[int] = Counter()
+    lat: list[float] = []
+
+    def worker() -> None:
+        with httpx.Client(timeout=120) as client:
+            while True:
+                with lock:
+                    i = next(cursor, None)
+                if i is None:
+                    return
+                t0 = time.perf_counter()
+                r = client.post(url + "/api/v1/lineage", content=lines[i], headers={"Content-Type": "application/json"})
+                ms = 1000 * (time.perf_counter() - t0)
+                with lock:
+                    codes[r.status_code] += 1
+                    lat.append(ms)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        for f in [pool.submit(worker) for _ in range(clients)]:
+            f.result()
+    return {"seconds": time.perf_counter() - start, "events": len(lines), "clients": clients,
+            "http_status": {str(k): v for k, v in codes.items()}, "post_ms": percentiles(lat)}
+
+
+# -- the store's own limit ----------------------------------------------------------------------
+
+
+def raw_bulk_load(data: Path, work: Path) -> dict[str, Any]:
+    """Export the store with ``provkg export --format nquads`` (timed) and bulk-load the file into
+    a fresh pyoxigraph Store in one ``bulk_load`` call (timed). Output: seconds, quads, bytes."""
+    nq = work / "export.nq"
+    t0 = time.perf_counter()
+    subprocess.run(provkg_cmd("export", "--format", "nquads", "-o", str(nq), "--data", str(data)),
+                   env=env(), check=True, capture_output=True)
+    export_s = time.perf_counter() - t0
+    target = work / "raw-oxigraph"
+    store = pyoxigraph.Store(str(target))
+    t0 = time.perf_counter()
+    store.bulk_load(path=str(nq), format=pyoxigraph.RdfFormat.N_QUADS)
+    store.flush()
+    load_s = time.perf_counter() - t0
+    quads = len(store)
+    del store
+    out = {"export_seconds": export_s, "nquads_bytes": nq.stat().st_size, "load_seconds": load_s, "quads": quads,
+           "quads_per_s": quads / load_s if load_s else None, "disk_bytes": du(target)}
+    nq.unlink()
+    shutil.rmtree(target, ignore_errors=True)
+    return out
+
+
+# -- start nodes and queries ------------------------------------------------------------------------
+
+
+def _select(store: LineageStore, query: str) -> list[tuple[str, ...]]:
+    rows = [tuple(t.value for t in s) for s in store.query(P + query)]
+    return rows
+
+
+def start_nodes(store: LineageStore, k: int, seed: int) -> tuple[dict[str, list[dict[str, str]]], dict[str, int]]:
+    """Up to ``k`` parameter sets per named query, sampled (seeded) from the store:
+    predictions; raw source datasets (whose versions hold data subjects); data subjects;
+    model versions with a fairness finding beyond threshold (else any); consecutive
+    version pairs of one model. Output: (parameter sets per query, candidate counts)."""
+    rng = random.Random(seed)
+
+    def sample(rows: list, n: int = k) -> list:
+        rows = sorted(set(rows))
+        return rng.sample(rows, min(n, len(rows)))
+
+    preds = _select(store, "SELECT ?p WHERE { ?p a provkg:Prediction }")
+    sources = _select(store, "SELECT DISTINCT ?d WHERE { ?v provkg:holdsDataOf ?s ; prov:specializationOf ?d }")
+    subjects = _select(store, "SELECT DISTINCT ?s WHERE { ?v provkg:holdsDataOf ?s }")
+    biased = _select(store, "SELECT DISTINCT ?v WHERE { ?v a provkg:ModelVersion . ?m dqv:computedOn ?v ; "
+                            "a provkg:FairnessMeasurement ; provkg:exceedsThreshold true }")
+    versions = _select(store, "SELECT ?v ?m ?t WHERE { ?v a provkg:ModelVersion ; prov:specializationOf ?m ; "
+                              "prov:generatedAtTime ?t }")
+    by_model: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for v, m, t in versions:
+        by_model[m].append((t, v))
+    pairs = []
+    for m, vs in by_model.items():
+        vs.sort()
+        pairs += [(vs[i][1], vs[i + 1][1]) for i in range(len(vs) - 1)]
+    return {
+        "prediction-provenance": [{"node": p} for (p,) in sample(preds)],
+        "forward-impact": [{"node": d} for (d,) in sample(sources)],
+        "erasure-impact": [{"subject": s} for (s,) in sample(subjects)],
+        "bias-attribution": [{"node": v} for (v,) in sample(biased or [(v,) for v, _, _ in versions])],
+        "version-diff": [{"a": a, "b": b} for a, b in sample(pairs)],
+    }, {"predictions": len(preds), "source_datasets": len(sources), "subjects": len(subjects),
+        "model_versions": len(versions), "biased_model_versions": len(biased), "version_pairs": len(pairs)}
+
+
+def time_queries(run: Callable[[str, dict[str, str]], int], nodes: dict[str, list[dict[str, str]]],
+                 budget_s: float, names: Iterable[str] = QUERIES) -> dict[str, Any]:
+    """Run each named query once per parameter set (after one untimed warm-up), stopping a query
+    once it has used ``budget_s`` seconds. Output per query: latency percentiles (ms), rows."""
+    out = {}
+    for name in names:
+        params = nodes.get(name) or []
+        lat, rows, errors = [], [], Counter()
+        spent = 0.0
+        if params:  # warm-up; a warm-up slower than a quarter of the budget counts as the only sample
+            t0 = time.perf_counter()
+            try:
+                n_rows = run(name, params[0])
+                warm = time.perf_counter() - t0
+                if warm > budget_s / 4:
+                    lat.append(1000 * warm)
+                    rows.append(n_rows)
+                    spent = budget_s + 1
+            except Exception as exc:  # noqa: BLE001 - report, do not stop the run
+                errors[f"{type(exc).__name__}: {str(exc)[:120]}"] += 1
+        for p in params:
+            if spent > budget_s:
+                break
+            t0 = time.perf_counter()
+            try:
+                rows.append(run(name, p))
+            except Exception as exc:  # noqa: BLE001
+                errors[f"{type(exc).__name__}: {str(exc)[:120]}"] += 1
+                continue
+            finally:
+                dt = time.perf_counter() - t0
+                spent += dt
+            lat.append(1000 * dt)
+        out[name] = {"ms": percentiles(lat), "rows": percentiles([float(r) for r in rows]),
+                     "errors": dict(errors), "planned": len(params)}
+    return out
+
+
+def _inprocess_child(data: str, name: str, params: list[dict[str, str]], out: str, budget: float) -> None:
+    store = LineageStore(data, read_only=True)
+    result = time_queries(inprocess_runner(store), {name: params}, budget, names=(name,))
+    Path(out).write_text(json.dumps(result))
+
+
+def inprocess_queries(data: Path, nodes: dict[str, list[dict[str, str]]], budget: float,
+                      work: Path) -> dict[str, Any]:
+    """In-process latency of each named query: ``run_named_query`` on the store opened read-only,
+    in a child process per query kind that is killed after ``2 * budget`` seconds (pyoxigraph
+    cannot cancel a query). Output as :func:`time_queries`; a killed kind has ``killed_after_s``."""
+    out: dict[str, Any] = {}
+    ctx = mp.get_context("spawn")
+    for name in QUERIES:
+        f = work / f"inproc-{name}.json"
+        f.unlink(missing_ok=True)
+        child = ctx.Process(target=_inprocess_child, args=(str(data), name, nodes.get(name, []), str(f), budget))
+        child.start()
+        child.join(2 * budget + 30)
+        if child.is_alive():
+            child.kill()
+            child.join()
+            out[name] = {"ms": percentiles([]), "rows": percentiles([]), "errors": {},
+                         "planned": len(nodes.get(name, [])), "killed_after_s": 2 * budget + 30}
+        else:
+            out[name] = json.loads(f.read_text())[name] if f.exists() else {
+                "ms": percentiles([]), "rows": percentiles([]), "errors": {"child failed": 1}, "planned": 0}
+        log(f"  in-process {name}: {out[name]['ms']}")
+    return out
+
+
+def inprocess_runner(store: LineageStore) -> Callable[[str, dict[str, str]], int]:
+    named = load_named_queries()
+    return lambda name, params: len(run_named_query(store, named[name], params).rows)
+
+
+def http_runner(url: str, client: httpx.Client) -> Callable[[str, dict[str, str]], int]:
+    def run(name: str, params: dict[str, str]) -> int:
+        r = client.get(f"{url}/api/v1/queries/{name}", params=params)
+        if r.status_code != 200:
+            raise RuntimeError(f"HTTP {r.status_code}: {r.text[:200]}")
+        return r.json()["count"]
+    return run
+
+
+# -- rdflib baseline (child process, killable) ------------------------------------------------------
+
+
+def _rdflib_child(nt: str, oxi_data: str, plan: list[tuple[str, str, list[dict[str, list[str]]]]], out: str,
+                  budget: float) -> None:
+    import rdflib
+    from rdflib.plugins.sparql import prepareQuery
+
+    result: dict[str, Any] = {"oxigraph": {}}
+    import pyoxigraph as ox
+
+    store = LineageStore(oxi_data, read_only=True)
+    for name, text, bindings in plan:  # pyoxigraph's raw SPARQL on the same start nodes
+        lat = []
+        for b in bindings:
+            subs = {ox.Variable(k): (ox.NamedNode(v[1]) if v[0] == "iri" else ox.Literal(v[1], datatype=ox.NamedNode(v[2])))
+                    for k, v in b.items()}
+            s = time.perf_counter()
+            sol = store.query(text, substitutions=subs)
+            _ = [[x[v] for v in sol.variables] for x in sol]
+            del sol
+            lat.append(1000 * (time.perf_counter() - s))
+        result["oxigraph"][name] = lat
+        Path(out).write_text(json.dumps(result))
+    del store
+    t0 = time.perf_counter()
+    g = rdflib.Graph()
+    g.parse(nt, format="nt")
+    result["load_seconds"] = time.perf_counter() - t0
+    result["triples"] = len(g)
+    Path(out).write_text(json.dumps(result))
+    for name, text, bindings in plan:
+        prepared = prepareQuery(text)
+        lat = []
+        spent = 0.0
+        for b in bindings:
+            if spent > budget:
+                break
+            init = {rdflib.Variable(k): (rdflib.URIRef(v[1]) if v[0] == "iri" else
+                                         rdflib.Literal(v[1], datatype=rdflib.URIRef(v[2])))
+                    for k, v in b.items()}
+            s = time.perf_counter()
+            n = len(list(g.query(prepared, initBindings=init)))
+            dt = time.perf_counter() - s
+            spent += dt
+            lat.append(1000 * dt)
+        result[name] = {"ms": lat, "last_rows": n if lat else None}
+        Path(out).write_text(json.dumps(result))
+
+
+def rdflib_baseline(store: LineageStore, nodes: dict[str, list[dict[str, str]]], work: Path, per_query: int,
+                    budget: float, timeout: float) -> dict[str, Any]:
+    # both sides run in a child process killed after ``timeout`` s: a query cannot be cancelled
+    """The same SPARQL (named query text and bindings) on rdflib's in-memory Graph holding the
+    merged default graph, against pyoxigraph's raw SPARQL on the same start nodes.
+    Output per query: rdflib and pyoxigraph median ms and their ratio; rdflib load time."""
+    named = load_named_queries()
+    nt = work / "default.nt"
+    nt.write_bytes(store.store.dump(format=pyoxigraph.RdfFormat.N_TRIPLES, from_graph=pyoxigraph.DefaultGraph()))
+    plan = []
+    for name in QUERIES:
+        q = named[name]
+        bindings = []
+        for params in nodes.get(name, [])[:per_query]:
+            subs, _ = q.bind(params)
+            bindings.append({v.value: (["iri", t.value, ""] if isinstance(t, pyoxigraph.NamedNode)
+                                       else ["lit", t.value, t.datatype.value]) for v, t in subs.items()})
+        plan.append((name, q.text, bindings))
+    out_file = work / "rdflib.json"
+    ctx = mp.get_context("spawn")
+    child = ctx.Process(target=_rdflib_child, args=(str(nt), str(store.path), plan, str(out_file), budget))
+    child.start()
+    with RssSampler(child.pid) as rss:
+        child.join(timeout)
+        timed_out = child.is_alive()
+        if timed_out:
+            child.kill()
+            child.join()
+    got = json.loads(out_file.read_text()) if out_file.exists() else {}
+    nt.unlink(missing_ok=True)
+    res: dict[str, Any] = {"load_seconds": got.get("load_seconds"), "triples": got.get("triples"),
+                           "timed_out": timed_out, "peak_rss": rss.peak, "queries": {}}
+    for name in QUERIES:
+        r = got.get(name, {}).get("ms") or []
+        o = got.get("oxigraph", {}).get(name, [])[:len(r)] if r else []
+        med_r = statistics.median(r) if r else None
+        med_o = statistics.median(o) if o else None
+        res["queries"][name] = {"n": len(r), "rdflib_p50_ms": med_r, "oxigraph_p50_ms": med_o,
+                                "ratio": (med_r / med_o) if med_r and med_o else None,
+                                "rdflib_max_ms": max(r) if r else None,
+                                "unfinished": len(plan[QUERIES.index(name)][2]) - len(r)}
+    return res
+
+
+# -- per-event SHACL against the full store (internal API, optional) ------------------------------------
+
+
+def shacl_sample(data: Path, lines: list[str], n: int) -> dict[str, Any]:
+    """Per-event SHACL validation time (ms) of ``n`` events spread over the workload, each
+    validated (as ingest does) against the full store A opened read-only. Uses provkg internals
+    (EventMapper via Ingestor, EventShapesValidator); reports an error instead of failing."""
+    try:
+        from provkg.ingest import Ingestor, canonical_hash
+        from provkg.iris import IriMinter
+        from provkg.shacl import EventShapesValidator, Shapes
+        from provkg.validation import EventValidator
+
+        store = LineageStore(data, read_only=True)
+        shapes = EventShapesValidator(Shapes())
+        ing = Ingestor(store, EventValidator(), IriMinter(), shapes, "flag")
+        step = max(1, len(lines) // n)
+        lat = []
+        for line in lines[::step][:n]:
+            event = json.loads(line)
+            mapped = ing.mapper.map(event, canonical_hash(event), datetime.now(timezone.utc))
+            t0 = time.perf_counter()
+            shapes.validate(mapped.quads, store.store)
+            lat.append(1000 * (time.perf_counter() - t0))
+        del ing, store
+        return {"ms": percentiles(lat)}
+    except Exception as exc:  # noqa: BLE001 - internals may move; the rest of the run stands
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+# -- profile -------------------------------------------------------------------------------------------
+
+
+def summarise_profile(raw: Path, top: int = 15) -> dict[str, list[tuple[str, float]]]:
+    """Collapsed stacks from ``py-spy record --format raw`` -> the top functions by self and by
+    inclusive share of samples (%)."""
+    own: Counter[str] = Counter()
+    incl: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [f.rsplit(" (", 1)[0] + " (" + f.rsplit(" (", 1)[1].split(":")[0].split("/")[-1] + ")"
+                  if " (" in f else f for f in stack.split(";")]
+        own[frames[-1]] += n
+        for f in set(frames):
+            incl[f] += n
+    if not total:
+        return {"self": [], "inclusive": []}
+    return {"samples": total,
+            "self": [(f, round(100 * c / total, 1)) for f, c in own.most_common(top)],
+            "inclusive": [(f, round(100 * c / total, 1)) for f, c in incl.most_common(top + 30)
+                          if not f.endswith(_LAUNCHER_FILES)][:top]}
+
+
+# frames of the interpreter and the CLI framework above provkg's own code
+_LAUNCHER_FILES = ("(<frozen runpy>)", "(main.py)", "(core.py)", "(__main__.py)")
+
+
+# -- one scale -----------------------------------------------------------------------------------------
+
+
+def run_scale(n: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """Every measurement at one scale (``n`` events). Output: a dict of results (see module doc)."""
+    res: dict[str, Any] = {"events": n}
+    jsonl = work / f"workload-{n}.jsonl"
+    t0 = time.perf_counter()
+    nbytes = workload.write_jsonl(n, args.seed, jsonl)
+    size = workload.EstateSize.for_events(n)
+    res["workload"] = {"seconds": time.perf_counter() - t0, "bytes": nbytes, "pipelines": size.pipelines,
+                       "sources": size.sources, "days_max": size.days, "seed": args.seed}
+    lines = jsonl.read_text().splitlines()
+    log(f"{n}: workload {nbytes / 1e6:.0f} MB in {res['workload']['seconds']:.0f} s")
+
+    # 1. provkg ingest (CLI) into store A
+    a = work / f"A-{n}"
+    prof = work / f"profile-{n}.txt" if args.profile else None
+    cli = cli_ingest(jsonl, a, prof)
+    counts = store_counts(a)
+    cli.update(events_per_s=n / cli["seconds"], quads=counts["quads"], quads_per_s=counts["quads"] / cli["seconds"],
+               triples=counts["triples"], graphs=counts["graphs"], validation_reports=counts["validationReports"])
+    res["cli_ingest"] = cli
+    res["disk"] = {"data_dir_bytes": du(a), "graph_bytes": du(a / "graph"), "log_bytes": du(a / "log")}
+    res["disk"]["bytes_per_event"] = res["disk"]["data_dir_bytes"] / n
+    log(f"{n}: provkg ingest {cli['events_per_s']:.0f} ev/s, {cli['quads']} quads ({cli['summary']})")
+    if prof is not None and prof.exists():
+        res["profile"] = summarise_profile(prof)
+
+    # 4a. in-process queries on A (read-only), start nodes from A
+    store = LineageStore(a, read_only=True)
+    nodes, population = start_nodes(store, args.query_samples, args.seed)
+    res["start_nodes"] = population
+    res["queries_inprocess"] = inprocess_queries(a, nodes, args.query_budget, work)
+    log(f"{n}: in-process queries done")
+    if n <= args.rdflib_max:
+        fast = {q: v for q, v in nodes.items() if not _too_slow(res["queries_inprocess"][q], args.query_budget)}
+        res["rdflib"] = rdflib_baseline(store, fast, work, args.rdflib_samples, args.query_budget,
+                                        args.rdflib_timeout)
+        log(f"{n}: rdflib baseline done")
+    del store
+    res["shacl_per_event"] = shacl_sample(a, lines, args.shacl_samples)
+
+    # 3. the store's own limit
+    res["raw_bulk_load"] = raw_bulk_load(a, work)
+    res["raw_bulk_load"]["provkg_cli_to_raw_ratio"] = (cli["quads_per_s"] / res["raw_bulk_load"]["quads_per_s"])
+    log(f"{n}: raw bulk load {res['raw_bulk_load']['quads_per_s']:.0f} quads/s")
+    if not args.keep:
+        shutil.rmtree(a, ignore_errors=True)
+
+    # 2. server on B: batch, then single posts over the window, then HTTP queries
+    b = work / f"B-{n}"
+    window = min(args.http_window, max(1, n // 5))
+    server = Server(b, "--max-body", args.max_body)
+    try:
+        with RssSampler(server.proc.pid) as rss:
+            batch = post_batches(server.url, lines[:n - window], args.batch)
+            after_batch = server_stats(server.url)
+            batch.update(events_per_s=batch["events"] / batch["seconds"],
+                         quads=after_batch["quads"], quads_per_s=after_batch["quads"] / batch["seconds"])
+            log(f"{n}: batch {batch['events_per_s']:.0f} ev/s")
+            single = post_singles(server.url, lines[n - window:], args.clients)
+            final = server_stats(server.url)
+            quads = final["quads"] - after_batch["quads"]
+            single.update(window=window, store_events_before=n - window, events_per_s=window / single["seconds"],
+                          quads=quads, quads_per_s=quads / single["seconds"])
+            log(f"{n}: HTTP single {single['events_per_s']:.0f} ev/s ({args.clients} clients, window {window})")
+            res["ingest_peak_rss"] = rss.peak
+            with httpx.Client(timeout=600) as client:
+                # a kind whose in-process run was killed is not sent: the server would compute it on after its 503
+                http_nodes = {q: ([] if _too_slow(res["queries_inprocess"][q], args.query_budget) else v)
+                              for q, v in nodes.items()}
+                res["queries_http"] = time_queries(http_runner(server.url, client), http_nodes, args.query_budget)
+            log(f"{n}: HTTP queries done")
+            res["server_peak_rss"] = rss.peak
+    finally:
+        server.stop()
+    res["batch_ingest"] = batch
+    res["http_single"] = single
+    res["disk"]["server_data_dir_bytes"] = du(b)
+    if not args.keep:
+        shutil.rmtree(b, ignore_errors=True)
+        jsonl.unlink(missing_ok=True)
+    return res
+
+
+def _too_slow(inproc: dict[str, Any], budget: float) -> bool:
+    """A query kind killed in-process, or whose in-process p50 exceeds the budget or the
+    server's default 30 s query timeout (it would answer 503 and compute on)."""
+    p50 = inproc["ms"]["p50"]
+    return bool(inproc.get("killed_after_s")) or (p50 is not None and p50 > 1000 * min(budget, 30.0))
+
+
+def server_stats(url: str) -> dict[str, int]:
+    return httpx.get(url + "/api/v1/stats", timeout=600).json()
+
+
+# -- output ------------------------------------------------------------------------------------------
+
+
+def machine_facts() -> dict[str, Any]:
+    """Cores, memory, platform, versions of Python and the libraries, provkg's git commit."""
+    from importlib.metadata import version
+
+    def v(pkg: str) -> str | None:
+        try:
+            return version(pkg)
+        except Exception:  # noqa: BLE001
+            return None
+
+    try:
+        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "provkg", "queries", "shapes"],
+                                    capture_output=True, text=True).stdout.strip())
+    except OSError:
+        commit, dirty = None, None
+    return {"cpus": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
+            "memory_bytes": psutil.virtual_memory().total, "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(), "python": platform.python_version(),
+            "pyoxigraph": v("pyoxigraph"), "pyshacl": v("pyshacl"), "rdflib": v("rdflib"), "provkg": v("provkg"),
+            "openlineage-python": v("openlineage-python"), "httpx": v("httpx"),
+            "git_commit": commit, "git_dirty_provkg": dirty}
+
+
+def _f(x: Any, nd: int = 0) -> str:
+    if x is None:
+        return "—"
+    if isinstance(x, float):
+        return f"{x:,.{nd}f}"
+    return f"{x:,}" if isinstance(x, int) else str(x)
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    """The run as Markdown tables (one column per scale)."""
+    scales = doc["scales"]
+    head = "| | " + " | ".join(f"{s['events']:,} events" for s in scales) + " |\n|---|" + "---|" * len(scales)
+
+    def row(label: str, get: Callable[[dict], Any], nd: int = 0) -> str:
+        vals = []
+        for s in scales:
+            try:
+                vals.append(_f(get(s), nd))
+            except (KeyError, TypeError, ZeroDivisionError):
+                vals.append("—")
+        return f"| {label} | " + " | ".join(vals) + " |"
+
+    m = doc["machine"]
+    out = [f"# provkg benchmark, {doc['started']}", "",
+           f"Machine: {m['cpus_usable']} cores, {m['memory_bytes'] / 2 ** 30:.1f} GiB, {m['platform']}; "
+           f"Python {m['python']}, pyoxigraph {m['pyoxigraph']}, pyshacl {m['pyshacl']}, rdflib {m['rdflib']}, "
+           f"provkg {m['provkg']} @ {str(m['git_commit'])[:10]}{' (+ local changes)' if m['git_dirty_provkg'] else ''}. "
+           f"Workload seed {doc['args']['seed']}; wall time {doc['seconds'] / 60:.1f} min.", "",
+           "## Ingest", "", head,
+           row("estate: pipelines / sources", lambda s: f"{s['workload']['pipelines']} / {s['workload']['sources']}"),
+           row("quads per event", lambda s: s["cli_ingest"]["quads"] / s["events"], 0),
+           row("`provkg ingest` (CLI, bulk) events/s", lambda s: s["cli_ingest"]["events_per_s"], 1),
+           row("`provkg ingest` quads/s", lambda s: s["cli_ingest"]["quads_per_s"]),
+           row("batch endpoint events/s (chunks)", lambda s: f"{s['batch_ingest']['events_per_s']:.1f} "
+                                                             f"({s['batch_ingest']['chunk']})"),
+           row("batch endpoint quads/s", lambda s: s["batch_ingest"]["quads_per_s"]),
+           row("HTTP single events/s (16 clients, window)",
+               lambda s: f"{s['http_single']['events_per_s']:.1f} (last {s['http_single']['window']:,})"),
+           row("HTTP single quads/s", lambda s: s["http_single"]["quads_per_s"]),
+           row("HTTP single post p50 / p99 ms", lambda s: f"{s['http_single']['post_ms']['p50']:.0f} / "
+                                                         f"{s['http_single']['post_ms']['p99']:.0f}"),
+           row("raw pyoxigraph bulk_load quads/s", lambda s: s["raw_bulk_load"]["quads_per_s"]),
+           row("CLI / raw bulk_load (quads/s ratio)", lambda s: f"{100 * s['raw_bulk_load']['provkg_cli_to_raw_ratio']:.2f} %"),
+           row("per-event SHACL vs full store, p50 / p95 ms",
+               lambda s: f"{s['shacl_per_event']['ms']['p50']:.1f} / {s['shacl_per_event']['ms']['p95']:.1f}"),
+           row("disk bytes per event (data dir)", lambda s: s["disk"]["bytes_per_event"]),
+           row("peak RSS `provkg ingest` MiB", lambda s: s["cli_ingest"]["peak_rss"] / 2 ** 20),
+           row("peak RSS server MiB", lambda s: s["server_peak_rss"] / 2 ** 20),
+           "", "## Named-query latency, ms (p50 / p95 / p99; n start nodes)", "", head]
+    def latency(r: dict[str, Any]) -> str:
+        if r.get("killed_after_s"):
+            return f"> {r['killed_after_s'] * 1000:,.0f} (stopped, n=0)"
+        if not r["ms"]["n"]:
+            return "not sent (too slow in-process)" if not r["planned"] else f"— (errors: {len(r['errors'])})"
+        return "{p50:,.1f} / {p95:,.1f} / {p99:,.1f} (n={n})".format(**r["ms"]) + (" errors" if r["errors"] else "")
+
+    for q in QUERIES:
+        for mode, key in (("in-process", "queries_inprocess"), ("HTTP", "queries_http")):
+            out.append(row(f"{q} {mode}", lambda s, q=q, key=key: latency(s[key][q])))
+    rd = [s for s in scales if "rdflib" in s]
+    if rd:
+        s = rd[0]
+        out += ["", f"## rdflib in-memory baseline at {s['events']:,} events", "",
+                f"rdflib Graph of the merged graph: {_f(s['rdflib']['triples'])} triples loaded in "
+                f"{_f(s['rdflib']['load_seconds'], 0)} s, peak RSS {s['rdflib']['peak_rss'] / 2 ** 20:,.0f} MiB"
+                f"{' (timed out: partial)' if s['rdflib']['timed_out'] else ''}. Same query text and bindings; "
+                "pyoxigraph here is the raw SPARQL evaluation on the same start nodes.", "",
+                "| query | n | rdflib p50 ms | pyoxigraph p50 ms | rdflib / pyoxigraph |", "|---|---|---|---|---|"]
+        if not any(r["n"] for r in s["rdflib"]["queries"].values()):
+            out.append("| (none run: every kind was stopped in-process, too slow on pyoxigraph to compare) | | | | |")
+        for q, r in s["rdflib"]["queries"].items():
+            unfinished = f" ({r['unfinished']} not run)" if r["unfinished"] else ""
+            out.append(f"| {q} | {r['n']}{unfinished} | "
+                       f"{_f(r['rdflib_p50_ms'], 1)} | {_f(r['oxigraph_p50_ms'], 1)} | "
+                       f"{_f(r['ratio'], 1) + '×' if r['ratio'] else '—'} |")
+    out += ["", "## Targets (2 cores)", "", "| target | " + " | ".join(f"{s['events']:,}" for s in scales) + " |",
+            "|---|" + "---|" * len(scales)]
+    t = TARGETS
+
+    def _p99(s: dict, key: str, q: str) -> float | None:
+        r = s[key][q]
+        return float("inf") if r.get("killed_after_s") else r["ms"]["p99"]
+
+    def ok(v: float | None, limit: float, above: bool = False) -> str:
+        if v is None:
+            return "—"
+        if v == float("inf"):
+            return "❌ stopped (too slow)"
+        good = v >= limit if above else v <= limit
+        return f"{'✅' if good else '❌'} {v:,.1f}"
+
+    out += [
+        row("HTTP single ≥ 1,000 ev/s", lambda s: ok(s["http_single"]["events_per_s"], t["http_single_events_per_s"], True)),
+        row("batch ≥ 5,000 ev/s", lambda s: ok(s["batch_ingest"]["events_per_s"], t["bulk_events_per_s"], True)),
+        row("`provkg ingest` ≥ 5,000 ev/s", lambda s: ok(s["cli_ingest"]["events_per_s"], t["bulk_events_per_s"], True)),
+        row("prediction-provenance p99 ≤ 50 ms in-process", lambda s: ok(_p99(s, "queries_inprocess", "prediction-provenance"), 50)),
+        row("prediction-provenance p99 ≤ 100 ms HTTP", lambda s: ok(_p99(s, "queries_http", "prediction-provenance"), 100)),
+        row("version-diff p99 ≤ 50 ms in-process", lambda s: ok(_p99(s, "queries_inprocess", "version-diff"), 50)),
+        row("version-diff p99 ≤ 100 ms HTTP", lambda s: ok(_p99(s, "queries_http", "version-diff"), 100)),
+        row("forward-impact (source) p99 ≤ 250 ms", lambda s: ok(_p99(s, "queries_inprocess", "forward-impact"), 250)),
+        row("erasure-impact p99 ≤ 250 ms", lambda s: ok(_p99(s, "queries_inprocess", "erasure-impact"), 250)),
+        row("per-event SHACL median ≤ 5 ms", lambda s: ok(s["shacl_per_event"]["ms"]["p50"], 5)),
+        row("peak server RSS ≤ 2 GiB (MiB)", lambda s: ok(s["server_peak_rss"] / 2 ** 20, 2048)),
+    ]
+    if len(scales) > 1:
+        base = scales[0]
+        out += ["", f"## Growth (relative to {base['events']:,} events)", "", head]
+
+        def rel(get: Callable[[dict], float]) -> Callable[[dict], str]:
+            return lambda s: f"{get(s) / get(base):.2f}×"
+        out += [row("events", rel(lambda s: s["events"])),
+                row("`provkg ingest` events/s", rel(lambda s: s["cli_ingest"]["events_per_s"])),
+                row("HTTP single events/s", rel(lambda s: s["http_single"]["events_per_s"])),
+                row("prediction-provenance p50 in-process", rel(lambda s: s["queries_inprocess"]["prediction-provenance"]["ms"]["p50"])),
+                row("version-diff p50 in-process", rel(lambda s: s["queries_inprocess"]["version-diff"]["ms"]["p50"])),
+                row("forward-impact p50 in-process", rel(lambda s: s["queries_inprocess"]["forward-impact"]["ms"]["p50"])),
+                row("erasure-impact p50 in-process", rel(lambda s: s["queries_inprocess"]["erasure-impact"]["ms"]["p50"])),
+                row("disk bytes per event", rel(lambda s: s["disk"]["bytes_per_event"])),
+                row("peak server RSS", rel(lambda s: s["server_peak_rss"]))]
+    prof = next((s["profile"] for s in scales if s.get("profile")), None)
+    if prof:
+        out += ["", f"## Profile of `provkg ingest` (py-spy, {prof.get('samples', 0):,} samples)", "",
+                "| function (inclusive) | % | | function (self) | % |", "|---|---|---|---|---|"]
+        for (fi, pi), (fs, ps) in zip(prof["inclusive"], prof["self"]):
+            out.append(f"| `{fi}` | {pi} | | `{fs}` | {ps} |")
+    out += ["", "Notes: HTTP single events are the last *window* events of the workload posted on top of a "
+                "store already holding the rest (batch endpoint); the server runs with default settings "
+                f"except `--max-body {doc['args']['max_body']}` so that batches fit. Latencies are wall "
+                "clock at the client, one query at a time. See docs/benchmark.md."]
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--events", type=int, nargs="+", default=[10_000, 100_000], help="scales (events)")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 2,000 events, few samples")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--http-window", type=int, default=5000, help="events posted singly (at most N/5)")
+    ap.add_argument("--clients", type=int, default=16, help="concurrent single-event clients")
+    ap.add_argument("--batch", type=int, default=500, help="events per batch request")
+    ap.add_argument("--max-body", default="16MiB", help="server --max-body (a 500-event batch is ~5 MB)")
+    ap.add_argument("--query-samples", type=int, default=50, help="start nodes per named query")
+    ap.add_argument("--query-budget", type=float, default=60.0, help="seconds per query kind and mode")
+    ap.add_argument("--rdflib-max", type=int, default=10_000, help="rdflib baseline at scales up to this")
+    ap.add_argument("--rdflib-samples", type=int, default=10, help="start nodes per query on rdflib")
+    ap.add_argument("--rdflib-timeout", type=float, default=900.0, help="seconds for the whole rdflib baseline")
+    ap.add_argument("--shacl-samples", type=int, default=200, help="events for the per-event SHACL sample")
+    ap.add_argument("--profile", action="store_true", help="py-spy profile of the first scale's `provkg ingest`")
+    ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp dir)")
+    ap.add_argument("--keep", action="store_true", help="keep stores and workload files")
+    ap.add_argument("--no-save", action="store_true", help="print only; do not write bench/results")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.events = [2000]
+        args.query_samples = min(args.query_samples, 15)
+        args.rdflib_samples = min(args.rdflib_samples, 3)
+        args.shacl_samples = min(args.shacl_samples, 50)
+        args.http_window = min(args.http_window, 400)
+    started = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+    work = args.work or Path(tempfile.mkdtemp(prefix="provkg-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    doc: dict[str, Any] = {"started": started.isoformat(timespec="seconds"), "machine": machine_facts(),
+                           "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+                           "targets": TARGETS, "scales": []}
+    try:
+        for i, n in enumerate(sorted(args.events)):
+            scale_args = argparse.Namespace(**{**vars(args), "profile": args.profile and i == 0})
+            doc["scales"].append(run_scale(n, scale_args, work))
+    finally:
+        if args.work is None and not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    doc["seconds"] = time.perf_counter() - t0
+    stamp = started.strftime("%Y%m%dT%H%M%SZ") + ("-quick" if args.quick else "")
+    names = () if args.no_save else (stamp,) if args.quick else (stamp, "latest")
+    for name in names:  # the JSON first: it holds every figure even if the Markdown fails
+        (RESULTS / f"{name}.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    md = markdown(doc)
+    print(md)
+    for name in names:
+        (RESULTS / f"{name}.md").write_text(md)
+    if names:
+        log(f"results: bench/results/{stamp}.json, .md and latest.*")
+
+
+if __name__ == "__main__":
+    main()
