@@ -84,6 +84,7 @@ class NamedQuery:
     diff: tuple[str, str] | None = None
     as_of: str | None = None
     path: Path | None = None
+    first: tuple[str, str, str, str] | None = None  # @first: (out, flag, rank, per)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "summary": self.summary,
@@ -161,6 +162,7 @@ def parse_query_file(path: Path) -> NamedQuery:
     params: list[Parameter] = []
     traversal = None
     diff = None
+    first = None
     as_of = None
     in_summary = False
     for line in text.splitlines():
@@ -190,11 +192,17 @@ def parse_query_file(path: Path) -> NamedQuery:
             if len(sides) != 2:
                 raise ValueError(f"{path}: @diff names two parameters: {line!r}")
             diff = (sides[0], sides[1])
+        elif body.startswith("@first"):
+            in_summary = False
+            words = body.split()[1:]
+            if len(words) != 4:
+                raise ValueError(f"{path}: @first takes OUT FLAG RANK PER: {line!r}")
+            first = (words[0], words[1], words[2], words[3])
         elif in_summary and body:
             summary_lines.append(body)
         else:
             in_summary = False
-    return NamedQuery(path.stem, " ".join(summary_lines), params, text, traversal, diff, as_of, path)
+    return NamedQuery(path.stem, " ".join(summary_lines), params, text, traversal, diff, as_of, path, first)
 
 
 def load_named_queries(folder: Path | None = None) -> dict[str, NamedQuery]:
@@ -299,6 +307,8 @@ def run_named_query(store: LineageStore, query: NamedQuery, raw_params: dict[str
     del solutions  # pyoxigraph results must be freed on this thread, not by a later traceback
     if query.diff is not None:
         return _diff(query.name, values, names, raw_rows)
+    if query.first is not None:
+        names, raw_rows = _mark_first(names, raw_rows, *query.first)
     if query.traversal_from is None:
         return QueryAnswer(query.name, values, names, raw_rows)
     start = values[query.traversal_from]
@@ -312,6 +322,22 @@ def run_named_query(store: LineageStore, query: NamedQuery, raw_params: dict[str
     if "limit" in values:
         answer.page(values.get("offset", 0), values["limit"])
     return answer
+
+
+def _mark_first(names: list[str], rows: list[list[Any]], out: str, flag: str, rank: str,
+                per: str) -> tuple[list[str], list[list[Any]]]:
+    """Add column ``out``: true on the rows whose ``flag`` is true and whose
+    ``rank`` is the lowest among such rows with the same ``per`` value
+    (``@first``: the first pipeline stage where a flag is raised), so the query
+    need not find it again for every row."""
+    idx = {n: i for i, n in enumerate(names)}
+    lowest: dict[Any, Any] = {}
+    for row in rows:
+        if row[idx[flag]] is True:
+            key = row[idx[per]]
+            lowest[key] = min(lowest.get(key, row[idx[rank]]), row[idx[rank]])
+    marked = [row + [row[idx[flag]] is True and lowest.get(row[idx[per]]) == row[idx[rank]]] for row in rows]
+    return names + [out], marked
 
 
 def _diff(name: str, values: dict[str, Any], names: list[str], raw_rows: list[list[Any]]) -> QueryAnswer:
