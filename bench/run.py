@@ -301,6 +301,16 @@ def _select(store: LineageStore, query: str) -> list[tuple[str, ...]]:
     return rows
 
 
+def http_subjects(client: httpx.Client, url: str, k: int, seed: int) -> list[dict[str, str]]:
+    """Up to ``k`` data subjects (pseudonym IRIs) of the server's own store, sampled (seeded)
+    as :func:`start_nodes` samples them."""
+    r = client.post(url + "/sparql", headers={"Accept": "application/sparql-results+json"}, data={
+        "query": "SELECT DISTINCT ?s WHERE { ?v <https://w3id.org/provkg/ns#holdsDataOf> ?s }"})
+    r.raise_for_status()
+    subjects = sorted({b["s"]["value"] for b in r.json()["results"]["bindings"]})
+    return [{"subject": s} for s in random.Random(seed).sample(subjects, min(k, len(subjects)))]
+
+
 def start_nodes(store: LineageStore, k: int, seed: int) -> tuple[dict[str, list[dict[str, str]]], dict[str, int]]:
     """Up to ``k`` parameter sets per named query, sampled (seeded) from the store:
     predictions; raw source datasets (whose versions hold data subjects); data subjects;
@@ -518,7 +528,10 @@ def rdflib_baseline(store: LineageStore, nodes: dict[str, list[dict[str, str]]],
 
 def shacl_sample(data: Path, lines: list[str], n: int) -> dict[str, Any]:
     """Per-event SHACL validation time (ms) of ``n`` events spread over the workload, each
-    validated (as ingest does) against the full store A opened read-only. Uses provkg internals
+    validated against the full store A opened read-only, with every node of the event in focus.
+    The events are already in A, so ingest would skip their known nodes: taking them all as
+    new gives the cost of validating an event whose nodes are all new (an upper bound of the
+    ingest step) over a neighbourhood read from the full store. Uses provkg internals
     (EventMapper via Ingestor, EventShapesValidator); reports an error instead of failing."""
     try:
         from provkg.ingest import Ingestor, canonical_hash
@@ -535,7 +548,8 @@ def shacl_sample(data: Path, lines: list[str], n: int) -> dict[str, Any]:
             event = json.loads(line)
             mapped = ing.mapper.map(event, canonical_hash(event), datetime.now(timezone.utc))
             t0 = time.perf_counter()
-            shapes.validate(mapped.quads, store.store)
+            triples, _known = shapes.context(mapped.quads, store.store)
+            shapes.check(triples, {q.subject for q in mapped.quads if isinstance(q.subject, pyoxigraph.NamedNode)})
             lat.append(1000 * (time.perf_counter() - t0))
         del ing, store
         return {"ms": percentiles(lat)}
@@ -647,6 +661,10 @@ def run_scale(n: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 # a kind whose in-process run was killed is not sent: the server would compute it on after its 503
                 http_nodes = {q: ([] if _too_slow(res["queries_inprocess"][q], args.query_budget) else v)
                               for q, v in nodes.items()}
+                # data subjects are stored under pseudonyms, random per data directory: B's own
+                if http_nodes["erasure-impact"]:
+                    http_nodes["erasure-impact"] = http_subjects(client, server.url, len(http_nodes["erasure-impact"]),
+                                                                 args.seed)
                 res["queries_http"] = time_queries(http_runner(server.url, client), http_nodes, args.query_budget)
             log(f"{n}: HTTP queries done")
             res["server_peak_rss"] = rss.peak
@@ -742,7 +760,7 @@ def markdown(doc: dict[str, Any]) -> str:
                                                          f"{s['http_single']['post_ms']['p99']:.0f}"),
            row("raw pyoxigraph bulk_load quads/s", lambda s: s["raw_bulk_load"]["quads_per_s"]),
            row("CLI / raw bulk_load (quads/s ratio)", lambda s: f"{100 * s['raw_bulk_load']['provkg_cli_to_raw_ratio']:.2f} %"),
-           row("per-event SHACL vs full store, p50 / p95 ms",
+           row("per-event SHACL, all nodes in focus, vs full store, p50 / p95 ms",
                lambda s: f"{s['shacl_per_event']['ms']['p50']:.1f} / {s['shacl_per_event']['ms']['p95']:.1f}"),
            row("disk bytes per event (data dir)", lambda s: s["disk"]["bytes_per_event"]),
            row("peak RSS `provkg ingest` MiB", lambda s: s["cli_ingest"]["peak_rss"] / 2 ** 20),
