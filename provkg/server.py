@@ -302,6 +302,8 @@ def create_app(ingestor: Ingestor, limits: Limits | None = None, open_access: bo
     app.state.sparql_workers = sparql_workers
     app.router.add_event_handler("startup", sparql_workers.start)
     app.router.add_event_handler("shutdown", sparql_workers.close)
+    if ingestor.shapes is not None and ingestor.shapes.pool is not None:
+        app.router.add_event_handler("shutdown", ingestor.shapes.pool.close)
     app.add_middleware(Guard, keys=keys, audit=audit, limits=limits, open_access=open_access)
     app.state.limits = limits
     app.state.gate = gate

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterable
@@ -26,11 +28,20 @@ _worker = None  # the worker process's EventShapesValidator
 _log = logging.getLogger("provkg.shacl")
 
 
-def _init(shapes_ntriples: str) -> None:
+def _init(shapes_ntriples: str, parent: int) -> None:
     global _worker
     from .shacl import EventShapesValidator
 
     _worker = EventShapesValidator(rdflib.Graph().parse(data=shapes_ntriples, format="nt"))
+    # a pool worker holds both ends of its task queue, so it never sees the
+    # parent go: if the parent is killed, end instead of waiting forever
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True, name="parent-watch").start()
+
+
+def _exit_with(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(0)
 
 
 def _check(data: bytes, focus: list[str]):
@@ -57,7 +68,7 @@ class ShaclPool:
         with self._lock:  # started on first use: commands that never validate pay nothing
             if self._executor is None:
                 self._executor = ProcessPoolExecutor(self._workers, mp_context=multiprocessing.get_context("spawn"),
-                                                     initializer=_init, initargs=(self._shapes,))
+                                                     initializer=_init, initargs=(self._shapes, os.getpid()))
             return self._executor
 
     def submit(self, triples: set[Quad], focus: set[NamedNode]) -> Future:

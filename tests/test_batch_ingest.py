@@ -7,7 +7,12 @@ store it once."""
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +109,41 @@ def test_concurrent_posts_of_one_event_store_it_once(tmp_path, pooled):
     assert {r.graph for r in accepted} == {r.graph for r in results}
     assert sum(1 for _ in ingestor.log.entries()) == len(events) == ingestor.store.stats()["graphs"]
     assert verify_chain(ingestor.log)[1] == []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_shacl_workers_end_when_their_parent_is_killed(tmp_path):
+    # a process validating with a pool, killed without a chance to shut the pool down
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import sys, time\n"
+        "from provkg.shacl import EventShapesValidator, Shapes\n"
+        "from provkg.mapping import EventMapper\n"
+        "from provkg.iris import IriMinter\n"
+        "from provkg.entailment import default_entailer\n"
+        "from provkg.demo import demo_events\n"
+        "from datetime import datetime, timezone\n"
+        "if __name__ == '__main__':\n"
+        "    shapes = EventShapesValidator(Shapes(), workers=2)\n"
+        "    quads = EventMapper(IriMinter(), default_entailer()).map(demo_events()[1], 'sha256:' + '0' * 64,\n"
+        "                                                             datetime.now(timezone.utc)).quads\n"
+        "    shapes.validate(quads)\n"
+        "    print(' '.join(str(p) for p in shapes.pool._executor._processes), flush=True)\n"
+        "    time.sleep(600)\n")
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PROVKG_OPENLINEAGE_SPEC": str(SPEC)})
+    workers = [int(p) for p in parent.stdout.readline().split()]
+    assert workers and all(_alive(p) for p in workers)  # started on demand: one or two
+    parent.kill()
+    parent.wait(10)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(_alive(p) for p in workers):
+        time.sleep(0.2)
+    assert not any(_alive(p) for p in workers)
