@@ -171,7 +171,7 @@ def serve(
     if demo:
         from .demo import demo_events
 
-        counts = Counter(r.status for r in ingestor.ingest_many((e, None) for e in demo_events()))
+        counts = Counter(r.status for r in ingestor.ingest_batch((e, None) for e in demo_events()))
         out.print(f"demo lineage loaded: {counts.get('accepted', 0)} events added, "
                   f"{counts.get('duplicate', 0)} already present, {counts.get('rejected', 0)} rejected")
     stats = store.stats()

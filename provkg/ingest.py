@@ -146,7 +146,11 @@ def canonical_hash(event: Any) -> str:
 
     Raises ``rfc8785.CanonicalizationError`` for values outside I-JSON
     (integers beyond ±2^53, for example)."""
-    return "sha256:" + hashlib.sha256(rfc8785.dumps(event)).hexdigest()
+    return _content_hash(rfc8785.dumps(event))
+
+
+def _content_hash(canonical: bytes) -> str:
+    return "sha256:" + hashlib.sha256(canonical).hexdigest()
 
 
 SHACL_MODES = ("off", "flag", "reject", "quarantine")
@@ -260,7 +264,7 @@ class Ingestor:
         except rfc8785.CanonicalizationError as exc:
             return IngestResult("rejected", faults=[Fault("", f"not I-JSON (RFC 7493), cannot be canonicalised: {exc}")],
                                 source=source)
-        digest = "sha256:" + hashlib.sha256(canonical).hexdigest()
+        digest = _content_hash(canonical)
         graph = self.mapper.iri.event_graph(digest)
         if graph in batch or self.store.has_graph(graph):
             return IngestResult("duplicate", graph.value, digest, source=source)
@@ -328,11 +332,6 @@ class Ingestor:
                 if id(p) in written else IngestResult("duplicate", p.graph.value, p.digest, source=p.source)
                 for p in queued.prepared]
 
-    def ingest_many(self, events: Iterable[tuple[Any, str | None]]) -> Iterator[IngestResult]:
-        """Ingest (event, source) pairs one by one; a bad one does not stop the rest."""
-        for event, source in events:
-            yield self.ingest(event, source=source)
-
     def catch_up(self) -> int:
         """Apply the log entries the store lacks (after a crash between the log
         append and the store write, or into an empty store by ``provkg
@@ -347,17 +346,6 @@ class Ingestor:
                 raise ValueError(f"log entry seq {entry.seq} no longer passes validation: "
                                  + "; ".join(f.message for f in result.faults))
         return len(missing)
-
-    def replay(self, entry: "LogEntry") -> IngestResult:
-        """Project one log entry into the store, with its logged receipt time,
-        as it was projected when accepted (SHACL reports included)."""
-        mode = "flag" if self.shacl_mode != "off" else "off"
-        result = self.ingest(entry.event(), received_at=datetime.fromisoformat(entry.received_at),
-                             source=entry.source, shacl_mode=mode, _replay=True)
-        if result.status == "rejected":  # only if the shapes or schemas changed since
-            raise ValueError(f"log entry seq {entry.seq} no longer passes validation: "
-                             + "; ".join(f.message for f in result.faults))
-        return result
 
     def release(self, entry_id: str, force: bool = False) -> IngestResult:
         """Move a quarantined event into the store once it conforms (after a fix

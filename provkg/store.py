@@ -79,15 +79,7 @@ class LineageStore:
         Output: True if written, False if a graph of that name already exists
         (the same event was delivered before; nothing is changed).
         """
-        with self._write_lock:
-            if self.store.contains_named_graph(graph):
-                return False
-            quads = list(quads)
-            default = DefaultGraph()
-            self.store.extend(quads + [Quad(q.subject, q.predicate, q.object, default) for q in quads])
-            self.generation += 1
-            self._written(2 * len(quads))
-            return True
+        return self.add_graphs([(graph, list(quads))])[0]
 
     def add_graphs(self, graphs: list[tuple[NamedNode, list[Quad]]]) -> list[bool]:
         """Insert several events' named graphs in one transaction (the batch

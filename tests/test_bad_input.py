@@ -21,17 +21,14 @@ import gzip
 import json
 import random
 import re
-import threading
 import time
 import uuid
-from collections import deque
 from typing import Any, Iterator
 
 import httpx
 import pytest
 from pyoxigraph import NamedNode
 
-from conftest import start_server, stop_server
 
 PK = "https://w3id.org/provkg/ns#"
 PREFIXES = f"PREFIX provkg: <{PK}> "
@@ -42,18 +39,6 @@ MiB = 1024 * 1024
 
 
 # -- the server ------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """conftest's one-per-module server, with its output read as it comes: the
-    fixture's pipe is otherwise never read, and after 64 KiB of tracebacks a
-    regression that answers 500s would hang the server instead of failing."""
-    srv = start_server(tmp_path_factory.mktemp("bad-input") / "data")
-    srv.output = deque(maxlen=500)
-    threading.Thread(target=lambda: srv.output.extend(srv.process.stdout), daemon=True).start()
-    yield srv
-    stop_server(srv)
 
 
 # -- helpers -------------------------------------------------------------------
@@ -809,9 +794,7 @@ def test_ordering_by_event_times_with_and_without_offset_keeps_the_server_up(ser
             rows = server.sparql_select(query)
         except httpx.HTTPError as exc:
             time.sleep(0.5)
-            lines = list(server.output)
-            said = [line for i, line in enumerate(lines) if "panicked" in line or (i and "panicked" in lines[i - 1])]
-            pytest.fail(f"ORDER BY {order}: {exc!r}; server exit code {server.process.poll()}; it said:\n"
-                        + "".join(said or lines[-12:]))
+            pytest.fail(f"ORDER BY {order}: {exc!r}; server exit code {server.process.poll()}; its log ends:\n"
+                        + server.tail(12))
         assert len(rows) == 60
     assert httpx.get(server.url + "/healthz", timeout=10).status_code == 200
