@@ -112,7 +112,8 @@ class NamedQuery:
                 raise QueryParameterError(f"parameter {p.name!r} ({p.type}) is required: {p.description}")
             if p.type == "iri":
                 if not value or _IRI_FORBIDDEN.search(value) or ":" not in value:
-                    raise QueryParameterError(f"parameter {p.name!r} must be an absolute IRI, got {value!r}")
+                    raise QueryParameterError(f"parameter {p.name!r} must be an absolute IRI, got {value!r} "
+                                              f"({p.description})")
                 try:
                     term: Any = NamedNode(value)  # RFC 3987 syntax, checked by Oxigraph
                 except ValueError as exc:
