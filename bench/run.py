@@ -7,15 +7,16 @@
 
 For each scale N it generates the workload (bench/workload.py) and measures:
 
-1. bulk ingest through ``provkg ingest FILE`` (subprocess, the deployed CLI
-   path) into a fresh store A: events/s, quads/s, peak RSS;
-2. a real ``provkg serve`` on a fresh store B with default settings
-   (OpenLineage validation, SHACL flag, fsync'ed event log) except a larger
-   ``--max-body`` so that batches of ``--batch`` events fit: the first
-   N - W events through ``POST /api/v1/lineage/batch``, then the last W
-   events (the HTTP window, ``--http-window``) as single posts from 16
-   concurrent clients on top of a store already holding the rest; events/s,
-   quads/s, per-post latency, the server's peak RSS (psutil, sampled);
+1. bulk ingest of the first N events through ``provkg ingest FILE``
+   (subprocess, the deployed CLI path) into a fresh store A: events/s,
+   quads/s, peak RSS — the one full ingest of the scale;
+2. a real ``provkg serve`` with default settings (OpenLineage validation,
+   SHACL flag, fsync'ed event log) except a larger ``--max-body`` so that
+   batches of ``--batch`` events fit, on store B, a copy of A: the
+   workload's next ``--batch-window`` events through
+   ``POST /api/v1/lineage/batch``, then the next ``--http-window`` events as
+   single posts from 16 concurrent clients; events/s, quads/s, per-post
+   latency, the server's peak RSS (psutil, sampled);
 3. the store's own limit: store A exported with ``provkg export --format
    nquads`` and loaded by ``pyoxigraph.Store(path).bulk_load`` in one call;
 4. named-query latency (p50/p95/p99, ms) over many start nodes picked by
@@ -63,7 +64,7 @@ import psutil  # noqa: E402
 import pyoxigraph  # noqa: E402
 
 import workload  # noqa: E402
-from provkg.named_queries import load_named_queries, run_named_query  # noqa: E402
+from provkg.named_queries import bind_values, load_named_queries, run_named_query  # noqa: E402
 from provkg.store import LineageStore  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
@@ -432,22 +433,16 @@ def http_runner(url: str, client: httpx.Client) -> Callable[[str, dict[str, str]
 # -- rdflib baseline (child process, killable) ------------------------------------------------------
 
 
-def _rdflib_child(nt: str, oxi_data: str, plan: list[tuple[str, str, list[dict[str, list[str]]]]], out: str,
-                  budget: float) -> None:
+def _rdflib_child(nt: str, oxi_data: str, plan: list[tuple[str, list[str]]], out: str, budget: float) -> None:
     import rdflib
-    from rdflib.plugins.sparql import prepareQuery
 
     result: dict[str, Any] = {"oxigraph": {}}
-    import pyoxigraph as ox
-
     store = LineageStore(oxi_data, read_only=True)
-    for name, text, bindings in plan:  # pyoxigraph's raw SPARQL on the same start nodes
+    for name, texts in plan:  # pyoxigraph's raw SPARQL, the same query texts
         lat = []
-        for b in bindings:
-            subs = {ox.Variable(k): (ox.NamedNode(v[1]) if v[0] == "iri" else ox.Literal(v[1], datatype=ox.NamedNode(v[2])))
-                    for k, v in b.items()}
+        for text in texts:
             s = time.perf_counter()
-            sol = store.query(text, substitutions=subs)
+            sol = store.query(text)
             _ = [[x[v] for v in sol.variables] for x in sol]
             del sol
             lat.append(1000 * (time.perf_counter() - s))
@@ -460,22 +455,19 @@ def _rdflib_child(nt: str, oxi_data: str, plan: list[tuple[str, str, list[dict[s
     result["load_seconds"] = time.perf_counter() - t0
     result["triples"] = len(g)
     Path(out).write_text(json.dumps(result))
-    for name, text, bindings in plan:
-        prepared = prepareQuery(text)
+    for name, texts in plan:
         lat = []
         spent = 0.0
-        for b in bindings:
+        n = None
+        for text in texts:
             if spent > budget:
                 break
-            init = {rdflib.Variable(k): (rdflib.URIRef(v[1]) if v[0] == "iri" else
-                                         rdflib.Literal(v[1], datatype=rdflib.URIRef(v[2])))
-                    for k, v in b.items()}
             s = time.perf_counter()
-            n = len(list(g.query(prepared, initBindings=init)))
+            n = len(list(g.query(text)))
             dt = time.perf_counter() - s
             spent += dt
             lat.append(1000 * dt)
-        result[name] = {"ms": lat, "last_rows": n if lat else None}
+        result[name] = {"ms": lat, "last_rows": n}
         Path(out).write_text(json.dumps(result))
 
 
@@ -491,12 +483,15 @@ def rdflib_baseline(store: LineageStore, nodes: dict[str, list[dict[str, str]]],
     plan = []
     for name in QUERIES:
         q = named[name]
-        bindings = []
+        texts = []
         for params in nodes.get(name, [])[:per_query]:
+            # the text provkg itself runs: parameters as a VALUES row (a diff: one row per side)
             subs, _ = q.bind(params)
-            bindings.append({v.value: (["iri", t.value, ""] if isinstance(t, pyoxigraph.NamedNode)
-                                       else ["lit", t.value, t.datatype.value]) for v, t in subs.items()})
-        plan.append((name, q.text, bindings))
+            sides = ([{pyoxigraph.Variable("side"): pyoxigraph.Literal(side),
+                       pyoxigraph.Variable("version"): subs[pyoxigraph.Variable(v)]}
+                      for side, v in zip(("a", "b"), q.diff)] if q.diff else None)
+            texts.append(bind_values(q.text, subs, sides))
+        plan.append((name, texts))
     out_file = work / "rdflib.json"
     ctx = mp.get_context("spawn")
     child = ctx.Process(target=_rdflib_child, args=(str(nt), str(store.path), plan, str(out_file), budget))
@@ -519,7 +514,7 @@ def rdflib_baseline(store: LineageStore, nodes: dict[str, list[dict[str, str]]],
         res["queries"][name] = {"n": len(r), "rdflib_p50_ms": med_r, "oxigraph_p50_ms": med_o,
                                 "ratio": (med_r / med_o) if med_r and med_o else None,
                                 "rdflib_max_ms": max(r) if r else None,
-                                "unfinished": len(plan[QUERIES.index(name)][2]) - len(r)}
+                                "unfinished": len(plan[QUERIES.index(name)][1]) - len(r)}
     return res
 
 
@@ -595,19 +590,29 @@ _LAUNCHER_FILES = ("(<frozen runpy>)", "(main.py)", "(core.py)", "(__main__.py)"
 def run_scale(n: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """Every measurement at one scale (``n`` events). Output: a dict of results (see module doc)."""
     res: dict[str, Any] = {"events": n}
+    # the workload goes on past n: the batch and single-post windows are its next events
+    batch_window, window = min(args.batch_window, max(1, n // 5)), min(args.http_window, max(1, n // 5))
+    total = n + batch_window + window
     jsonl = work / f"workload-{n}.jsonl"
     t0 = time.perf_counter()
-    nbytes = workload.write_jsonl(n, args.seed, jsonl)
-    size = workload.EstateSize.for_events(n)
-    res["workload"] = {"seconds": time.perf_counter() - t0, "bytes": nbytes, "pipelines": size.pipelines,
-                       "sources": size.sources, "days_max": size.days, "seed": args.seed}
+    nbytes = workload.write_jsonl(total, args.seed, jsonl)
+    size = workload.EstateSize.for_events(total)
+    res["workload"] = {"seconds": time.perf_counter() - t0, "bytes": nbytes, "events": total,
+                       "pipelines": size.pipelines, "sources": size.sources, "days_max": size.days,
+                       "seed": args.seed}
     lines = jsonl.read_text().splitlines()
-    log(f"{n}: workload {nbytes / 1e6:.0f} MB in {res['workload']['seconds']:.0f} s")
+    first = work / f"workload-{n}-first.jsonl"
+    first.write_text("\n".join(lines[:n]) + "\n")
+    log(f"{n}: workload {total} events, {nbytes / 1e6:.0f} MB in {res['workload']['seconds']:.0f} s")
 
-    # 1. provkg ingest (CLI) into store A
+    # 1. provkg ingest (CLI) of the first n events into store A
     a = work / f"A-{n}"
     prof = work / f"profile-{n}.txt" if args.profile else None
-    cli = cli_ingest(jsonl, a, prof)
+    cli = cli_ingest(first, a, prof)
+    first.unlink()
+    # the server's store B starts as a copy of A (the n events), so each scale is ingested once
+    b = work / f"B-{n}"
+    shutil.copytree(a, b)
     counts = store_counts(a)
     cli.update(events_per_s=n / cli["seconds"], quads=counts["quads"], quads_per_s=counts["quads"] / cli["seconds"],
                triples=counts["triples"], graphs=counts["graphs"], validation_reports=counts["validationReports"])
@@ -639,22 +644,22 @@ def run_scale(n: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     if not args.keep:
         shutil.rmtree(a, ignore_errors=True)
 
-    # 2. server on B: batch, then single posts over the window, then HTTP queries
-    b = work / f"B-{n}"
-    window = min(args.http_window, max(1, n // 5))
+    # 2. server on B (a copy of A): the batch window, then the single-post window, then HTTP queries
     server = Server(b, "--max-body", args.max_body)
     try:
         with RssSampler(server.proc.pid) as rss:
-            batch = post_batches(server.url, lines[:n - window], args.batch)
+            before = server_stats(server.url)
+            batch = post_batches(server.url, lines[n:n + batch_window], args.batch)
             after_batch = server_stats(server.url)
-            batch.update(events_per_s=batch["events"] / batch["seconds"],
-                         quads=after_batch["quads"], quads_per_s=after_batch["quads"] / batch["seconds"])
-            log(f"{n}: batch {batch['events_per_s']:.0f} ev/s")
-            single = post_singles(server.url, lines[n - window:], args.clients)
+            quads = after_batch["quads"] - before["quads"]
+            batch.update(window=batch_window, store_events_before=n, events_per_s=batch["events"] / batch["seconds"],
+                         quads=quads, quads_per_s=quads / batch["seconds"])
+            log(f"{n}: batch {batch['events_per_s']:.0f} ev/s (window {batch_window})")
+            single = post_singles(server.url, lines[n + batch_window:], args.clients)
             final = server_stats(server.url)
             quads = final["quads"] - after_batch["quads"]
-            single.update(window=window, store_events_before=n - window, events_per_s=window / single["seconds"],
-                          quads=quads, quads_per_s=quads / single["seconds"])
+            single.update(window=window, store_events_before=n + batch_window,
+                          events_per_s=window / single["seconds"], quads=quads, quads_per_s=quads / single["seconds"])
             log(f"{n}: HTTP single {single['events_per_s']:.0f} ev/s ({args.clients} clients, window {window})")
             res["ingest_peak_rss"] = rss.peak
             with httpx.Client(timeout=600) as client:
@@ -842,10 +847,12 @@ def markdown(doc: dict[str, Any]) -> str:
                 "| function (inclusive) | % | | function (self) | % |", "|---|---|---|---|---|"]
         for (fi, pi), (fs, ps) in zip(prof["inclusive"], prof["self"]):
             out.append(f"| `{fi}` | {pi} | | `{fs}` | {ps} |")
-    out += ["", "Notes: HTTP single events are the last *window* events of the workload posted on top of a "
-                "store already holding the rest (batch endpoint); the server runs with default settings "
-                f"except `--max-body {doc['args']['max_body']}` so that batches fit. Latencies are wall "
-                "clock at the client, one query at a time. See docs/benchmark.md."]
+    out += ["", "Notes: each scale N is ingested once, by `provkg ingest` (store A). The server runs on a copy "
+                "of A; the batch window (the workload's next events, batches of "
+                f"{doc['args']['batch']}) and then the single-post window (the events after those) are posted "
+                "on top of the N events it holds. The server runs with default settings except "
+                f"`--max-body {doc['args']['max_body']}` so that batches fit. Latencies are wall clock at the "
+                "client, one query at a time. See docs/benchmark.md."]
     return "\n".join(out) + "\n"
 
 
@@ -854,15 +861,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--events", type=int, nargs="+", default=[10_000, 100_000], help="scales (events)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 2,000 events, few samples")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--http-window", type=int, default=5000, help="events posted singly (at most N/5)")
+    ap.add_argument("--batch-window", type=int, default=2000,
+                    help="events posted through the batch endpoint after the first N (at most N/5)")
+    ap.add_argument("--http-window", type=int, default=1000,
+                    help="events posted singly after the batch window (at most N/5)")
     ap.add_argument("--clients", type=int, default=16, help="concurrent single-event clients")
     ap.add_argument("--batch", type=int, default=500, help="events per batch request")
     ap.add_argument("--max-body", default="16MiB", help="server --max-body (a 500-event batch is ~5 MB)")
     ap.add_argument("--query-samples", type=int, default=50, help="start nodes per named query")
-    ap.add_argument("--query-budget", type=float, default=60.0, help="seconds per query kind and mode")
+    ap.add_argument("--query-budget", type=float, default=20.0, help="seconds per query kind and mode")
     ap.add_argument("--rdflib-max", type=int, default=10_000, help="rdflib baseline at scales up to this")
     ap.add_argument("--rdflib-samples", type=int, default=10, help="start nodes per query on rdflib")
-    ap.add_argument("--rdflib-timeout", type=float, default=900.0, help="seconds for the whole rdflib baseline")
+    ap.add_argument("--rdflib-timeout", type=float, default=300.0, help="seconds for the whole rdflib baseline")
     ap.add_argument("--shacl-samples", type=int, default=200, help="events for the per-event SHACL sample")
     ap.add_argument("--profile", action="store_true", help="py-spy profile of the first scale's `provkg ingest`")
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp dir)")
@@ -875,6 +885,7 @@ def main(argv: list[str] | None = None) -> None:
         args.rdflib_samples = min(args.rdflib_samples, 3)
         args.shacl_samples = min(args.shacl_samples, 50)
         args.http_window = min(args.http_window, 400)
+        args.batch_window = min(args.batch_window, 400)
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     work = args.work or Path(tempfile.mkdtemp(prefix="provkg-bench-"))

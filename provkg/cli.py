@@ -95,11 +95,12 @@ def _ingestor(store: LineageStore, spec: Optional[Path], base_iri: str, shacl_mo
 
 
 def _shacl_workers() -> int:
-    """Worker processes for per-event SHACL (PROVKG_SHACL_WORKERS; default: the
-    cores, at most 4, since pyshacl holds one core per process)."""
+    """Worker processes for per-event SHACL (PROVKG_SHACL_WORKERS; default: one
+    fewer than the cores, at least 1 and at most 4: pyshacl holds one core per
+    process, and the main process maps and writes on another)."""
     text = os.environ.get(ENV_SHACL_WORKERS, "")
     if not text:
-        return min(4, os.cpu_count() or 1)
+        return max(1, min(4, (os.cpu_count() or 1) - 1))
     if not text.isdigit():
         raise _fail(f"{ENV_SHACL_WORKERS} must be a number of processes (0: validate in-process), not {text!r}")
     return int(text)

@@ -5,7 +5,7 @@ ENV_BASE_IRI = "PROVKG_BASE_IRI"  # prefix of every minted IRI (default urn:prov
 ENV_HOST = "PROVKG_HOST"  # interface `provkg serve` listens on
 ENV_PORT = "PROVKG_PORT"  # port `provkg serve` listens on
 ENV_SHACL_MODE = "PROVKG_SHACL_MODE"  # flag | reject | quarantine | off (default flag)
-ENV_SHACL_WORKERS = "PROVKG_SHACL_WORKERS"  # processes running per-event SHACL (default: cores, at most 4; 0: in-process)
+ENV_SHACL_WORKERS = "PROVKG_SHACL_WORKERS"  # processes running per-event SHACL (default: cores - 1, 1 to 4; 0: in-process)
 
 # access control (provkg serve): "off" runs open even when keys exist (same as --open)
 ENV_AUTH = "PROVKG_AUTH"

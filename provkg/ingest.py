@@ -109,6 +109,7 @@ class _Prepared:
     digest: str
     quads: list[Quad]
     event_quads: list[Quad]
+    merged: list[Quad]  # event_quads as default-graph quads (made once: SHACL, the batch, the store use them)
     text: str
     received_at: str
     source: str | None
@@ -127,8 +128,11 @@ class _Prepared:
             self.shacl, self.future = self.future.result(), None
         if self.shacl is not None and self.shacl.results:
             report = NamedNode(self.graph.value + "/shacl-report")
-            self.quads = (self.quads + self.shacl.report_quads(report, report)
-                          + [Quad(self.graph, PROVKG.validationReport, report, report)])
+            extra = (self.shacl.report_quads(report, report)
+                     + [Quad(self.graph, PROVKG.validationReport, report, report)])
+            default = DefaultGraph()
+            self.quads = self.quads + extra
+            self.merged = self.merged + [Quad(q.subject, q.predicate, q.object, default) for q in extra]
         self.finished = True
 
 
@@ -225,7 +229,6 @@ class Ingestor:
         waiting: list[IngestResult | _Prepared] = []
         pending = Store()  # the chunk's accepted triples, as the store's default graph will hold them
         graphs: set[NamedNode] = set()
-        default = DefaultGraph()
         for event, source in events:
             at = received_at or datetime.now(timezone.utc)
             if isinstance(event, LogEntry):  # a replay: logged time and source, already pseudonymous
@@ -236,7 +239,7 @@ class Ingestor:
             waiting.append(prepared)
             if isinstance(prepared, _Prepared):
                 graphs.add(prepared.graph)
-                pending.extend(Quad(q.subject, q.predicate, q.object, default) for q in prepared.event_quads)
+                pending.extend(prepared.merged)
             if len(graphs) >= chunk:
                 yield from self._flush(waiting, not _replay)
                 waiting, pending, graphs = [], Store(), set()
@@ -269,9 +272,11 @@ class Ingestor:
         if graph in batch or self.store.has_graph(graph):
             return IngestResult("duplicate", graph.value, digest, source=source)
         mapped = self.mapper.map(event, digest, received_at)
+        default = DefaultGraph()
+        merged = [Quad(q.subject, q.predicate, q.object, default) for q in mapped.quads]
         outcome, future = None, None
         if mode != "off" and self.shapes:
-            future = self.shapes.submit(mapped.quads, self.store.store, pending)
+            future = self.shapes.submit(mapped.quads, self.store.store, pending, merged)
             # reject and quarantine decide now; one event at a time waits now; a
             # flagged batch collects its outcomes at commit, so workers run meanwhile
             if mode in ("reject", "quarantine") or pending is None:
@@ -285,7 +290,7 @@ class Ingestor:
             self.quarantine.put(event, digest, received_at.isoformat(), [r.as_dict() for r in outcome.results])
             return IngestResult("quarantined", graph.value, digest, shacl=outcome, source=source)
         text = raw if raw is not None else canonical.decode("utf-8")
-        prepared = _Prepared(graph, digest, mapped.quads, mapped.quads, text, received_at.isoformat(), source,
+        prepared = _Prepared(graph, digest, mapped.quads, mapped.quads, merged, text, received_at.isoformat(), source,
                              replaced, outcome, future)
         if future is None:
             prepared.finish()
@@ -324,7 +329,7 @@ class Ingestor:
         logged = [p for q, p in fresh if q.log]
         if self.log is not None and logged:
             self.log.append_many([(p.text, p.digest, p.received_at, p.source or "api", p.replaced) for p in logged])
-        self.store.add_graphs([(p.graph, p.quads) for _, p in fresh])
+        self.store.add_graphs([(p.graph, p.quads) for _, p in fresh], [p.merged for _, p in fresh])
         written = {id(p) for _, p in fresh}
         for queued in group:
             queued.results = [

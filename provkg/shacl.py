@@ -39,16 +39,16 @@ from .resources import shapes_dir
 from .vocab import DCAT, DCT, PROV, PROVKG, XSD, A, Namespace
 
 SH = Namespace("http://www.w3.org/ns/shacl#")
-_SH = rdflib.Namespace("http://www.w3.org/ns/shacl#")
-_STAGE = rdflib.URIRef(PROVKG.validationStage.value)
-STAGES = ("ingest", "store")
-
 # what the ingest shapes read about a node beyond the event itself
 _NEIGHBOURHOOD = [A, PROV.wasGeneratedBy, PROV.generatedAtTime, PROV.startedAtTime, PROV.endedAtTime,
                   PROV.specializationOf, DCT.isPartOf, PROVKG.job, PROVKG.runId, PROVKG.namespace, PROVKG.name,
                   PROVKG.fieldName, DCAT.version]
 _NEIGHBOURHOOD_SET = frozenset(_NEIGHBOURHOOD)
 _SCAN_LIMIT = 256
+_SH = rdflib.Namespace("http://www.w3.org/ns/shacl#")
+_STAGE = rdflib.URIRef(PROVKG.validationStage.value)
+STAGES = ("ingest", "store")
+
 
 
 class ShapesError(ValueError):
@@ -308,13 +308,14 @@ class EventShapesValidator:
         if they were in ``store``. Raises :class:`ShapesError`."""
         return self.submit(quads, store, pending).result()
 
-    def submit(self, quads: list[Quad], store: "Store | None" = None,
-               pending: "Store | None" = None) -> "Future[ValidationOutcome]":
+    def submit(self, quads: list[Quad], store: "Store | None" = None, pending: "Store | None" = None,
+               merged: list[Quad] | None = None) -> "Future[ValidationOutcome]":
         """As :meth:`validate`, but the pyshacl run goes to the worker
         processes when there are any (``workers``), so it can overlap with
         other work: the data graph (event + neighbourhood) and the focus nodes
-        are taken from the store now; the outcome comes with the future."""
-        triples, focus = self.context(quads, store, pending)
+        are taken from the store now; the outcome comes with the future.
+        ``merged``: the event's quads already as default-graph quads, if made."""
+        triples, focus = self.context(quads, store, pending, merged)
         if not focus or len(self.shapes) == 0:
             done: Future[ValidationOutcome] = Future()
             done.set_result(ValidationOutcome())
@@ -328,17 +329,22 @@ class EventShapesValidator:
             done.set_exception(exc)
         return done
 
-    def context(self, quads: list[Quad], store: "Store | None" = None,
-                pending: "Store | None" = None) -> tuple[set[Quad], set[NamedNode]]:
+    def context(self, quads: list[Quad], store: "Store | None" = None, pending: "Store | None" = None,
+                merged: list[Quad] | None = None) -> tuple[list[Quad], set[NamedNode]]:
         """The data graph to validate (the event's triples and the neighbourhood
-        the shapes read) and the focus nodes (the event's new nodes)."""
+        the shapes read, as default-graph quads; may repeat a triple) and the
+        focus nodes (the event's new nodes).
+
+        """
         default = DefaultGraph()
-        triples = {Quad(q.subject, q.predicate, q.object, default) for q in quads}
+        # a list, not a set: hashing a pyoxigraph Quad costs more than the rest of this step
+        triples = list(merged) if merged is not None else [Quad(q.subject, q.predicate, q.object, default)
+                                                           for q in quads]
         nodes = {q.subject for q in triples if isinstance(q.subject, NamedNode)}
-        if store is not None and pending is not None and len(pending):
-            store = _Union(store, pending)
         if store is None:
             return triples, nodes
+        if pending is not None and len(pending):
+            store = _Union(store, pending)
         # a node is new to validation if any of its triples is new
         new = [q for q in triples if q not in store]
         focus = {q.subject for q in new if isinstance(q.subject, NamedNode)}
@@ -368,7 +374,7 @@ class EventShapesValidator:
         # the types of what those facts point to (sh:class on their objects)
         for obj in {q.object for q in found if isinstance(q.object, NamedNode) and q.predicate != A} - nodes:
             found.update(store.quads_for_pattern(obj, A, None, default))
-        triples.update(found)
+        triples.extend(found)
         return triples, focus
 
     def check(self, triples: Iterable[Quad], focus: Iterable[NamedNode]) -> ValidationOutcome:

@@ -71,7 +71,7 @@ class ShaclPool:
                                                      initializer=_init, initargs=(self._shapes, os.getpid()))
             return self._executor
 
-    def submit(self, triples: set[Quad], focus: set[NamedNode]) -> Future:
+    def submit(self, triples: list[Quad], focus: set[NamedNode]) -> Future:
         """Validate in a worker; the future holds the ValidationOutcome (or
         raises :class:`provkg.shacl.ShapesError`)."""
         data = serialize(triples, format=RdfFormat.N_QUADS)
@@ -99,7 +99,7 @@ class ShaclPool:
         inner.add_done_callback(settle)
         return out
 
-    def _locally(self, triples: set[Quad], focus: set[NamedNode]) -> Future:
+    def _locally(self, triples: list[Quad], focus: set[NamedNode]) -> Future:
         out: Future = Future()
         try:
             out.set_result(self._fallback(triples, focus))
