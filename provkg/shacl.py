@@ -44,7 +44,7 @@ _NEIGHBOURHOOD = [A, PROV.wasGeneratedBy, PROV.generatedAtTime, PROV.startedAtTi
                   PROV.specializationOf, DCT.isPartOf, PROVKG.job, PROVKG.runId, PROVKG.namespace, PROVKG.name,
                   PROVKG.fieldName, DCAT.version]
 _NEIGHBOURHOOD_SET = frozenset(_NEIGHBOURHOOD)
-_SCAN_LIMIT = 256
+_SCAN_LIMIT = 32
 _SH = rdflib.Namespace("http://www.w3.org/ns/shacl#")
 _STAGE = rdflib.URIRef(PROVKG.validationStage.value)
 STAGES = ("ingest", "store")
@@ -343,7 +343,7 @@ class EventShapesValidator:
         nodes = {q.subject for q in triples if isinstance(q.subject, NamedNode)}
         if store is None:
             return triples, nodes
-        if pending is not None and len(pending):
+        if pending is not None and next(iter(pending), None) is not None:  # len() of a Store counts every quad
             store = _Union(store, pending)
         # a node is new to validation if any of its triples is new
         new = [q for q in triples if q not in store]
