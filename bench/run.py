@@ -885,6 +885,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep stores and workload files")
     ap.add_argument("--no-save", action="store_true", help="print only; do not write bench/results")
+    ap.add_argument("--render", type=Path, default=None,
+                    help="only write the Markdown table of a saved results JSON (e.g. a .partial.json) beside it")
     args = ap.parse_args(argv)
     if args.quick:
         args.events = [2000]
@@ -893,7 +895,13 @@ def main(argv: list[str] | None = None) -> None:
         args.shacl_samples = min(args.shacl_samples, 50)
         args.http_window = min(args.http_window, 400)
         args.batch_window = min(args.batch_window, 400)
+    if args.render:
+        doc = json.loads(args.render.read_text())
+        args.render.with_suffix(".md").write_text(markdown(doc))
+        print(markdown(doc))
+        return
     started = datetime.now(timezone.utc)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ") + ("-quick" if args.quick else "")
     t0 = time.perf_counter()
     work = args.work or Path(tempfile.mkdtemp(prefix="provkg-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -905,11 +913,13 @@ def main(argv: list[str] | None = None) -> None:
         for i, n in enumerate(sorted(args.events)):
             scale_args = argparse.Namespace(**{**vars(args), "profile": args.profile and i == 0})
             doc["scales"].append(run_scale(n, scale_args, work))
+            doc["seconds"] = time.perf_counter() - t0
+            if not args.no_save:  # the scales so far, should a later one not finish (--render makes the table)
+                (RESULTS / f"{stamp}.partial.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
     finally:
         if args.work is None and not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    doc["seconds"] = time.perf_counter() - t0
-    stamp = started.strftime("%Y%m%dT%H%M%SZ") + ("-quick" if args.quick else "")
+    (RESULTS / f"{stamp}.partial.json").unlink(missing_ok=True)
     names = () if args.no_save else (stamp,) if args.quick else (stamp, "latest")
     for name in names:  # the JSON first: it holds every figure even if the Markdown fails
         (RESULTS / f"{name}.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
