@@ -735,6 +735,19 @@ def _f(x: Any, nd: int = 0) -> str:
     return f"{x:,}" if isinstance(x, int) else str(x)
 
 
+def log_rates(log_file: Path, step: int) -> list[dict[str, Any]]:
+    """Ingest rate per ``step`` events from the receipt times of an event log:
+    [{from, to, seconds, events_per_s}] (how the rate changes as the store grows)."""
+    times = [datetime.fromisoformat(json.loads(line)["receivedAt"])
+             for line in log_file.read_text().splitlines() if line.strip()]
+    out = []
+    for i in range(0, len(times) - 1, step):
+        j = min(i + step, len(times) - 1)
+        dt = (times[j] - times[i]).total_seconds()
+        out.append({"from": i, "to": j, "seconds": dt, "events_per_s": (j - i) / dt if dt else None})
+    return out
+
+
 def markdown(doc: dict[str, Any]) -> str:
     """The run as Markdown tables (one column per scale)."""
     scales = doc["scales"]
@@ -854,6 +867,10 @@ def markdown(doc: dict[str, Any]) -> str:
                 "| function (inclusive) | % | | function (self) | % |", "|---|---|---|---|---|"]
         for (fi, pi), (fs, ps) in zip(prof["inclusive"], prof["self"]):
             out.append(f"| `{fi}` | {pi} | | `{fs}` | {ps} |")
+    for u in doc.get("unfinished", []):  # a scale stopped during its ingest: the rate as the store grew
+        out += ["", f"## {u['events']:,} events: not finished", "", u["reason"], "",
+                "| events in the store | events/s over the segment |", "|---|---|"]
+        out += [f"| {g['from']:,} → {g['to']:,} | {_f(g['events_per_s'], 1)} |" for g in u["segments"]]
     out += ["", "Notes: each scale N is ingested once, by `provkg ingest` (store A). The server runs on a copy "
                 "of A; the batch window (the workload's next events, batches of "
                 f"{doc['args']['batch']}) and then the single-post window (the events after those) are posted "
@@ -885,6 +902,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep stores and workload files")
     ap.add_argument("--no-save", action="store_true", help="print only; do not write bench/results")
+    ap.add_argument("--rates", type=Path, default=None,
+                    help="print events/s per 10k events from the receipt times of an event log (events.jsonl)")
     ap.add_argument("--render", type=Path, default=None,
                     help="only write the Markdown table of a saved results JSON (e.g. a .partial.json) beside it")
     args = ap.parse_args(argv)
@@ -895,6 +914,9 @@ def main(argv: list[str] | None = None) -> None:
         args.shacl_samples = min(args.shacl_samples, 50)
         args.http_window = min(args.http_window, 400)
         args.batch_window = min(args.batch_window, 400)
+    if args.rates:  # receipt times in an event log -> events/s per segment (a scale stopped mid-ingest)
+        print(json.dumps(log_rates(args.rates, 10_000), indent=2))
+        return
     if args.render:
         doc = json.loads(args.render.read_text())
         args.render.with_suffix(".md").write_text(markdown(doc))
