@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import rfc8785
-from pyoxigraph import DefaultGraph, NamedNode, Quad, Store
+from pyoxigraph import NamedNode, Quad, Store
 
 from .iris import IriMinter
 from .entailment import default_entailer
@@ -29,7 +29,7 @@ from .eventlog import EventLog, LogEntry
 from .pseudonymise import pseudonymise
 from .quarantine import Quarantine
 from .shacl import EventShapesValidator, ValidationOutcome
-from .store import LineageStore
+from .store import LineageStore, merged_quads
 from .subjects import SubjectVault
 from .validation import EventValidator, Fault
 from .vocab import PROVKG
@@ -130,9 +130,8 @@ class _Prepared:
             report = NamedNode(self.graph.value + "/shacl-report")
             extra = (self.shacl.report_quads(report, report)
                      + [Quad(self.graph, PROVKG.validationReport, report, report)])
-            default = DefaultGraph()
             self.quads = self.quads + extra
-            self.merged = self.merged + [Quad(q.subject, q.predicate, q.object, default) for q in extra]
+            self.merged = self.merged + merged_quads(extra)
         self.finished = True
 
 
@@ -272,8 +271,7 @@ class Ingestor:
         if graph in batch or self.store.has_graph(graph):
             return IngestResult("duplicate", graph.value, digest, source=source)
         mapped = self.mapper.map(event, digest, received_at)
-        default = DefaultGraph()
-        merged = [Quad(q.subject, q.predicate, q.object, default) for q in mapped.quads]
+        merged = merged_quads(mapped.quads)
         outcome, future = None, None
         if mode != "off" and self.shapes:
             future = self.shapes.submit(mapped.quads, self.store.store, pending, merged)

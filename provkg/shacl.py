@@ -36,6 +36,7 @@ from pyshacl.graph_abstraction import DataGraph
 from pyshacl.shapes_graph import ShapesGraph
 
 from .resources import shapes_dir
+from .store import merged_quads
 from .vocab import DCAT, DCT, PROV, PROVKG, XSD, A, Namespace
 
 SH = Namespace("http://www.w3.org/ns/shacl#")
@@ -48,7 +49,6 @@ _SCAN_LIMIT = 32
 _SH = rdflib.Namespace("http://www.w3.org/ns/shacl#")
 _STAGE = rdflib.URIRef(PROVKG.validationStage.value)
 STAGES = ("ingest", "store")
-
 
 
 class ShapesError(ValueError):
@@ -333,13 +333,10 @@ class EventShapesValidator:
                 merged: list[Quad] | None = None) -> tuple[list[Quad], set[NamedNode]]:
         """The data graph to validate (the event's triples and the neighbourhood
         the shapes read, as default-graph quads; may repeat a triple) and the
-        focus nodes (the event's new nodes).
-
-        """
+        focus nodes (the event's new nodes)."""
         default = DefaultGraph()
         # a list, not a set: hashing a pyoxigraph Quad costs more than the rest of this step
-        triples = list(merged) if merged is not None else [Quad(q.subject, q.predicate, q.object, default)
-                                                           for q in quads]
+        triples = list(merged) if merged is not None else merged_quads(quads)
         nodes = {q.subject for q in triples if isinstance(q.subject, NamedNode)}
         if store is None:
             return triples, nodes

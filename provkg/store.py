@@ -43,6 +43,12 @@ from .vocab import PROVKG
 DEFAULT_DATA_DIR = "provkg-data"
 
 
+def merged_quads(quads: Iterable[Quad]) -> list[Quad]:
+    """The triples of ``quads`` as quads of the default graph (where the store keeps the merge)."""
+    default = DefaultGraph()
+    return [Quad(q.subject, q.predicate, q.object, default) for q in quads]
+
+
 class StoreLocked(RuntimeError):
     """The store directory is open for writing in another process."""
 
@@ -126,14 +132,11 @@ class LineageStore:
         Raises ``OSError`` on a storage error."""
         with self._write_lock:
             written = [not self.store.contains_named_graph(g) for g, _ in graphs]
-            default = DefaultGraph()
             batch: list[Quad] = []
             for i, ((_g, quads), new) in enumerate(zip(graphs, written)):
                 if new:
-                    batch += quads
                     ready = merged[i] if merged is not None else None
-                    batch += ready if ready is not None else [Quad(q.subject, q.predicate, q.object, default)
-                                                              for q in quads]
+                    batch += quads + (ready if ready is not None else merged_quads(quads))
             if not batch:
                 return written
             if len(batch) >= self.bulk_min_quads:
@@ -221,4 +224,4 @@ def _sync_dir(path: Path) -> None:
         os.close(fd)
 
 
-__all__ = ["LineageStore", "StoreLocked", "DEFAULT_DATA_DIR", "DefaultGraph"]
+__all__ = ["LineageStore", "StoreLocked", "DEFAULT_DATA_DIR", "DefaultGraph", "merged_quads"]
