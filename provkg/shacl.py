@@ -22,7 +22,7 @@ import logging
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 from xml.etree import ElementTree
@@ -342,8 +342,12 @@ class EventShapesValidator:
             return triples, nodes
         if pending is not None and next(iter(pending), None) is not None:  # len() of a Store counts every quad
             store = _Union(store, pending)
-        # a node is new to validation if any of its triples is new
-        new = [q for q in triples if q not in store]
+        # a node is new to validation if any of its triples is new; a node
+        # the store has no triple about (the event's own nodes, a new run or
+        # version) needs no look-up per triple, nor a read of its neighbourhood
+        absent = {s for s in {q.subject for q in triples}
+                  if next(iter(store.quads_for_pattern(s, None, None, default)), None) is None}
+        new = [q for q in triples if q.subject in absent or q not in store]
         focus = {q.subject for q in new if isinstance(q.subject, NamedNode)}
         # PROV-CONSTRAINTS 53 reads the user's end time: a new use or a
         # new end time puts the entities used back in focus
@@ -352,8 +356,14 @@ class EventShapesValidator:
         for run in {q.subject for q in new if q.predicate == ended}:
             focus |= {q.object for q in store.quads_for_pattern(run, used, None, default)}
             focus |= {q.object for q in triples if q.subject == run and q.predicate == used}
+        # and PROV-CONSTRAINTS 50 reads the generating run's start time: a START
+        # that arrives after the COMPLETE puts what the run generated back in focus
+        generation, started = PROV.wasGeneratedBy, PROV.startedAtTime
+        for run in {q.subject for q in new if q.predicate == started}:
+            focus |= {q.subject for q in store.quads_for_pattern(None, generation, run, default)}
+            focus |= {q.subject for q in triples if q.object == run and q.predicate == generation}
         found: set[Quad] = set()
-        for node in nodes | focus:
+        for node in focus - absent:
             # one read of the node's triples, filtered here, is much cheaper than
             # one read per predicate; a node with very many (a dataset with years
             # of versions) is read per predicate instead
@@ -363,14 +373,24 @@ class EventShapesValidator:
                 continue
             for predicate in _NEIGHBOURHOOD:
                 found.update(store.quads_for_pattern(node, predicate, None, default))
-        for node in focus:  # who used it, and when they ended
+        # who used it, and when they ended: read by PROV-CONSTRAINTS 53 only,
+        # which needs the entity's generation time (a generic dataset used by
+        # every run that read it has none, and thousands of users)
+        generated = {q.subject for q in chain(triples, found) if q.predicate == PROV.generatedAtTime}
+        for node in focus & generated:
             for use in store.quads_for_pattern(None, PROV.used, node, default):
                 found.add(use)
                 found.update(store.quads_for_pattern(use.subject, PROV.endedAtTime, None, default))
                 found.update(store.quads_for_pattern(use.subject, A, None, default))
-        # the types of what those facts point to (sh:class on their objects)
-        for obj in {q.object for q in found if isinstance(q.object, NamedNode) and q.predicate != A} - nodes:
+        # of the nodes the focus nodes point to, the shapes read only the types
+        # (sh:class, disjointness) and a generating activity's start time
+        # (PROV-CONSTRAINTS 50); the rest of their neighbourhood would only
+        # slow pyshacl down (nodes no longer new are not validated again)
+        about = [q for q in chain(triples, found) if q.subject in focus and q.predicate != A]
+        for obj in {q.object for q in about if isinstance(q.object, NamedNode)} - focus:
             found.update(store.quads_for_pattern(obj, A, None, default))
+        for activity in {q.object for q in about if q.predicate == PROV.wasGeneratedBy} - focus:
+            found.update(store.quads_for_pattern(activity, PROV.startedAtTime, None, default))
         triples.extend(found)
         return triples, focus
 

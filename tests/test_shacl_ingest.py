@@ -194,6 +194,47 @@ def test_flag_reports_two_start_times_and_a_version_generated_twice(flag):
     tally.assert_nothing_dropped()
 
 
+def test_flag_reads_the_start_of_a_generating_run_the_event_does_not_name(flag):
+    """PROV-CONSTRAINTS 50 across events: run A generated v8 (stored); a later
+    event says run B generated v8 earlier than A started. B's event does not
+    name A, yet its check must read A's start time from the store, as a
+    validation of the whole store does."""
+    server, tally = flag
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    version = "v8-" + a[:8]
+    assert tally.post(run_event("START", a, "2024-05-05T02:00:00Z")).status_code == 201
+    assert tally.post(run_event("COMPLETE", a, "2024-05-05T02:10:00Z",
+                                outputs=[versioned_output(version)])).status_code == 201
+    assert tally.post(run_event("START", b, "2024-05-04T01:00:00Z")).status_code == 201
+    r = tally.post(run_event("COMPLETE", b, "2024-05-04T01:10:00Z", outputs=[versioned_output(version)]))
+    assert r.status_code == 201
+    mine = [x["message"] for x in r.json()["validation"]["results"] if "PROV-CONSTRAINTS 50" in x["message"]]
+    assert any(run_iri(a) in m for m in mine), r.json()["validation"]["results"]
+    whole = httpx.get(server.url + "/api/v1/validation?stage=ingest", timeout=120).json()
+    assert any("PROV-CONSTRAINTS 50" in x["message"] and run_iri(a) in x["message"] for x in whole["results"])
+    tally.assert_nothing_dropped()
+
+
+def test_flag_checks_what_a_run_generated_again_when_its_start_arrives_late(flag):
+    """Events arrive out of order: the COMPLETE (generating v9 at 02:10) before
+    the START (02:30). The START's check must reach the version the run
+    generated: generated before the run started (PROV-CONSTRAINTS 50), as a
+    validation of the whole store says."""
+    server, tally = flag
+    run_id = str(uuid.uuid4())
+    version = "v9-" + run_id[:8]
+    assert tally.post(run_event("COMPLETE", run_id, "2024-05-06T02:10:00Z",
+                                outputs=[versioned_output(version)])).status_code == 201
+    r = tally.post(run_event("START", run_id, "2024-05-06T02:30:00Z"))
+    assert r.status_code == 201
+    messages = [x["message"] for x in r.json()["validation"]["results"]]
+    assert any("PROV-CONSTRAINTS 50" in m and run_iri(run_id) in m for m in messages), messages
+    assert any("PROV-CONSTRAINTS 51" in m for m in messages), messages
+    whole = httpx.get(server.url + "/api/v1/validation?stage=ingest", timeout=120).json()
+    assert any("PROV-CONSTRAINTS 50" in x["message"] and run_iri(run_id) in x["message"] for x in whole["results"])
+    tally.assert_nothing_dropped()
+
+
 # -- reject -------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
