@@ -944,3 +944,32 @@ def test_retail_pii_tags_mark_columns_and_dataset_as_personal_data(retail):
     for t in tags:
         assert column(retail, f"""SELECT ?tag WHERE {{ <{IRI.column(customers, t['field']).value}> provkg:tag ?tag .
             ?tag provkg:tagKey "{t['key']}" ; provkg:tagValue "{t['value']}" }}""", "tag"), t
+
+
+def test_retail_version_diff_bound_in_every_branch_answers_as_bound_outside(retail):
+    """`# @bind` places the sides' VALUES inside each branch of the union (for
+    Oxigraph's planner); the facts must equal those of the same text bound once,
+    outside the union, as SPARQL defines it."""
+    from pyoxigraph import Literal, NamedNode, Variable
+
+    from provkg.named_queries import bind_values, load_named_queries
+    query = load_named_queries()["version-diff"]
+    marks = [line for line in query.text.splitlines() if line.strip() == "# @bind"]
+    assert len(marks) > 1
+    v1, v2 = _retail_version(pipelines.CHURN_MODEL, "1"), _retail_version(pipelines.CHURN_MODEL, "2")
+    terms = {Variable("a"): NamedNode(v1), Variable("b"): NamedNode(v2)}
+    sides = [{Variable("side"): Literal(s), Variable("version"): NamedNode(v)} for s, v in (("a", v1), ("b", v2))]
+    marked = bind_values(query.text, terms, sides)
+    assert all(line.strip() != "# @bind" for line in marked.splitlines())
+    assert marked.count("VALUES (?a ?b ?side ?version)") == len(marks)
+    unmarked = "\n".join("#" if line.strip() == "# @bind" else line for line in query.text.splitlines())
+    outside = bind_values(unmarked, terms, sides)
+    assert outside.count("VALUES (?a ?b ?side ?version)") == 1
+
+    def facts(text: str) -> list[tuple]:
+        return sorted(tuple(sorted(row.items())) for row in retail.sparql_select(text))
+    inside = facts(marked)
+    assert inside == facts(outside)
+    # both sides, and facts from several branches (the retail estate records no code versions)
+    assert {dict(f)["side"] for f in inside} == {"a", "b"}
+    assert {"hyperparameter", "training data", "upstream schema"} <= {dict(f)["aspect"] for f in inside}
