@@ -34,9 +34,11 @@ import requests
 from conftest import SPEC, start_server, stop_server
 from openlineage.client import OpenLineageClient
 from openlineage.client.transport.http import HttpCompression, HttpConfig, HttpTransport
+from pyoxigraph import Literal, NamedNode, Variable
 
 from provkg.demo import KNOWN_ANSWERS, demo_events
 from provkg.iris import IriMinter
+from provkg.named_queries import bind_values, load_named_queries
 
 K = KNOWN_ANSWERS
 EVENTS = demo_events()
@@ -950,9 +952,6 @@ def test_retail_version_diff_bound_in_every_branch_answers_as_bound_outside(reta
     """`# @bind` places the sides' VALUES inside each branch of the union (for
     Oxigraph's planner); the facts must equal those of the same text bound once,
     outside the union, as SPARQL defines it."""
-    from pyoxigraph import Literal, NamedNode, Variable
-
-    from provkg.named_queries import bind_values, load_named_queries
     query = load_named_queries()["version-diff"]
     marks = [line for line in query.text.splitlines() if line.strip() == "# @bind"]
     assert len(marks) > 1
