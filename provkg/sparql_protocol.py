@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import mimeparse
-from pyoxigraph import DefaultGraph, NamedNode, Quad, QueryBoolean, QueryResultsFormat, QuerySolutions, RdfFormat, Store
+from pyoxigraph import NamedNode, Quad, QueryBoolean, QueryResultsFormat, QuerySolutions, RdfFormat, Store
 
 from .store import LineageStore
 
@@ -121,7 +121,7 @@ def _merged(store: LineageStore, defaults: list[NamedNode], named: list[NamedNod
     """An in-memory store whose default graph is the merge of ``defaults`` and
     whose named graphs are ``named`` (all event graphs when None)."""
     merged = Store()
-    merged.extend(Quad(q.subject, q.predicate, q.object, DefaultGraph())
+    merged.extend(Quad(q.subject, q.predicate, q.object)  # no graph: the default graph
                   for g in defaults for q in store.store.quads_for_pattern(None, None, None, g))
     for g in named if named is not None else store.event_graphs():
         merged.extend(store.store.quads_for_pattern(None, None, None, g))

@@ -701,6 +701,22 @@ def test_q4_bias_attribution_http_and_cli(demo):
         assert set(Q4["other_models"]) <= set((by_entity[s["entity"]]["alsoConsumedBy"] or "").split())
 
 
+def test_q4_bias_attribution_lateral_answers_as_the_plain_join(demo):
+    """bias-attribution looks the upstream measurements up with LATERAL (for
+    Oxigraph's planner); for a group without OPTIONAL or FILTER that is the
+    SPARQL 1.1 join, so the same text without the keyword must give the same rows."""
+    text = load_named_queries()["bias-attribution"].text
+    assert text.count("LATERAL {") == 1
+    terms = {Variable("node"): NamedNode(Q4["model_version"])}
+
+    def rows(query: str) -> list[tuple]:
+        return sorted(tuple(sorted(row.items())) for row in demo.sparql_select(bind_values(query, terms)))
+    lateral = rows(text)
+    assert lateral == rows(text.replace("LATERAL {", "{"))
+    # the rows hold every stage's measurement on the finding's attribute
+    assert {dict(r)["entity"] for r in lateral} >= {s["entity"] for s in _stages()}
+
+
 def test_q4_a_model_version_without_a_finding_has_no_attribution(demo):
     assert both(demo, "bias-attribution", node=V1)["rows"] == []
     assert not select(demo, f"""SELECT ?m WHERE {{ ?m dqv:computedOn <{V1}> ; a provkg:FairnessMeasurement ;
