@@ -4,12 +4,16 @@
     python bench/run.py --events 1000000             # on request
     python bench/run.py --quick                      # smoke run, ~2k events
     python bench/run.py --quick --profile            # + py-spy profile of the CLI ingest
+    python bench/run.py --events 100000 --work DIR --keep            # keep the stores, then
+    python bench/run.py --events 100000 --work DIR --keep --reuse    # measure again without re-ingesting
 
 For each scale N it generates the workload (bench/workload.py) and measures:
 
 1. bulk ingest of the first N events through ``provkg ingest FILE``
    (subprocess, the deployed CLI path) into a fresh store A: events/s,
-   quads/s, peak RSS — the one full ingest of the scale;
+   quads/s, peak RSS — the one full ingest of the scale (with ``--reuse``, a
+   store A kept by an earlier run of the same workload instead: its rate
+   from its event log's receipt times, marked in the results);
 2. a real ``provkg serve`` with default settings (OpenLineage validation,
    SHACL flag, fsync'ed event log) except a larger ``--max-body`` so that
    batches of ``--batch`` events fit, on store B, a copy of A: the
@@ -203,8 +207,9 @@ def reused_ingest(data: Path, first: list[str], check: int = 200) -> dict[str, A
             return None
     times = [datetime.fromisoformat(json.loads(entries[i])["receivedAt"]) for i in (0, -1)]
     return {"seconds": (times[1] - times[0]).total_seconds(), "peak_rss": None, "exit": 0,
-            "summary": f"reused: ingested by an earlier run, {times[0].isoformat(timespec='seconds')} to "
-                       f"{times[1].isoformat(timespec='seconds')}", "reused_from": str(data)}
+            "summary": f"reused: {len(first)} events received {times[0].isoformat(timespec='seconds')} to "
+                       f"{times[1].isoformat(timespec='seconds')} by an earlier run", "reused_from": str(data),
+            "received": [t.isoformat(timespec="seconds") for t in times]}
 
 
 def free_port() -> int:
@@ -906,9 +911,10 @@ def markdown(doc: dict[str, Any]) -> str:
             out.append(f"| `{fi}` | {pi} | | `{fs}` | {ps} |")
     for s in scales:
         if s["cli_ingest"].get("reused_from"):
+            first, last = s["cli_ingest"]["received"]
             out += ["", f"† {s['events']:,} events: the store was ingested by an earlier run kept with `--keep` and "
-                        f"reused (`--reuse`): {s['cli_ingest']['summary'][len('reused: '):]}; its rate is from the "
-                        "event log's receipt times. Everything else at this scale was measured in this run."]
+                        f"reused (`--reuse`); its `provkg ingest` rate is from its event log's receipt times "
+                        f"({first} to {last}). Everything else at this scale was measured in this run."]
     for u in doc.get("unfinished", []):  # a scale stopped during its ingest: the rate as the store grew
         out += ["", f"## {u['events']:,} events: not finished", "", u["reason"], "",
                 "| events in the store | events/s over the segment |", "|---|---|"]
