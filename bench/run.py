@@ -960,8 +960,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--render", type=Path, default=None,
                     help="only write the Markdown table of a saved results JSON (e.g. a .partial.json) beside it")
     args = ap.parse_args(argv)
-    if args.reuse and args.work is None:
-        ap.error("--reuse needs --work (the folder an earlier --keep run used)")
+    if args.reuse and (args.work is None or not args.keep):
+        ap.error("--reuse needs --work (the folder an earlier --keep run used) and --keep (not to delete its stores)")
     if args.quick:
         args.events = [2000]
         args.query_samples = min(args.query_samples, 15)
