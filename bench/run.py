@@ -54,7 +54,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
@@ -198,14 +198,20 @@ def reused_ingest(data: Path, first: list[str], check: int = 200) -> dict[str, A
     log_file = data / "log" / "events.jsonl"
     if not (data / "graph" / "CURRENT").exists() or not log_file.exists():
         return None
-    with log_file.open() as f:
-        entries = [line for line in f if line.strip()]
-    if len(entries) != len(first):
+    head: list[str] = []
+    tail: deque[str] = deque(maxlen=check)
+    count = 0
+    with log_file.open() as f:  # streamed: the log of 100k events is ~1 GB
+        for line in f:
+            if line.strip():
+                count += 1
+                (head if len(head) < check else tail).append(line)
+    if count != len(first):
         return None
-    for i in list(range(min(check, len(first)))) + list(range(max(0, len(first) - check), len(first))):
-        if _run_key(json.loads(json.loads(entries[i])["raw"])) != _run_key(json.loads(first[i])):
-            return None
-    times = [datetime.fromisoformat(json.loads(entries[i])["receivedAt"]) for i in (0, -1)]
+    kept = list(zip(range(len(head)), head)) + list(zip(range(count - len(tail), count), tail))
+    if any(_run_key(json.loads(json.loads(line)["raw"])) != _run_key(json.loads(first[i])) for i, line in kept):
+        return None
+    times = [datetime.fromisoformat(json.loads(line)["receivedAt"]) for line in (kept[0][1], kept[-1][1])]
     return {"seconds": (times[1] - times[0]).total_seconds(), "peak_rss": None, "exit": 0,
             "summary": f"reused: {len(first)} events received {times[0].isoformat(timespec='seconds')} to "
                        f"{times[1].isoformat(timespec='seconds')} by an earlier run", "reused_from": str(data),

@@ -45,8 +45,8 @@ DEFAULT_DATA_DIR = "provkg-data"
 
 def merged_quads(quads: Iterable[Quad]) -> list[Quad]:
     """The triples of ``quads`` as quads of the default graph (where the store keeps the merge)."""
-    # no graph argument: the default graph, made in half the time pyoxigraph
-    # takes to convert a DefaultGraph() argument (~1 ms of ~368 quads per event)
+    # no graph argument means the default graph; passing DefaultGraph() costs
+    # pyoxigraph a slow argument conversion (1.9 ms against 0.7 ms for ~368 quads)
     return [Quad(q.subject, q.predicate, q.object) for q in quads]
 
 
