@@ -819,7 +819,7 @@ def markdown(doc: dict[str, Any]) -> str:
            row("estate: pipelines / sources", lambda s: f"{s['workload']['pipelines']} / {s['workload']['sources']}"),
            row("quads per event", lambda s: s["cli_ingest"]["quads"] / s["events"], 0),
            row("`provkg ingest` (CLI, bulk) events/s",
-               lambda s: f"{s['cli_ingest']['events_per_s']:.1f}" + (" (earlier run †)" if s["cli_ingest"].get("reused_from") else "")),
+               lambda s: _f(s["cli_ingest"]["events_per_s"], 1) + (" (earlier run †)" if s["cli_ingest"].get("reused_from") else "")),
            row("`provkg ingest` quads/s", lambda s: s["cli_ingest"]["quads_per_s"]),
            row("batch endpoint events/s (chunks)", lambda s: f"{s['batch_ingest']['events_per_s']:.1f} "
                                                              f"({s['batch_ingest']['chunk']})"),
