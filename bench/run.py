@@ -69,7 +69,7 @@ import psutil  # noqa: E402
 import pyoxigraph  # noqa: E402
 
 import workload  # noqa: E402
-from provkg.named_queries import bind_values, load_named_queries, run_named_query  # noqa: E402
+from provkg.named_queries import bind_values, load_named_queries, run_named_query, walk_steps  # noqa: E402
 from provkg.store import LineageStore  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
@@ -472,7 +472,43 @@ def http_runner(url: str, client: httpx.Client) -> Callable[[str, dict[str, str]
 # -- rdflib baseline (child process, killable) ------------------------------------------------------
 
 
-def _rdflib_child(nt: str, oxi_data: str, plan: list[tuple[str, list[str]]], out: str, budget: float) -> None:
+def _oxigraph_select(store: LineageStore) -> Callable[[str], tuple[list[str], list[list[Any]]]]:
+    def select(text: str) -> tuple[list[str], list[list[Any]]]:
+        sol = store.query(text)
+        names = [v.value for v in sol.variables]
+        rows = [[x[n] for n in names] for x in sol]
+        del sol
+        return names, rows
+    return select
+
+
+def _rdflib_select(g: Any) -> Callable[[str], tuple[list[str], list[list[Any]]]]:
+    """rdflib's answer with its terms as pyoxigraph's (what :func:`walk_steps` reads)."""
+    import rdflib
+
+    def term(t: Any) -> Any:
+        if t is None or isinstance(t, rdflib.URIRef):
+            return t if t is None else pyoxigraph.NamedNode(str(t))
+        if isinstance(t, rdflib.BNode):
+            return pyoxigraph.BlankNode(str(t))
+        if t.language:
+            return pyoxigraph.Literal(str(t), language=t.language)
+        return pyoxigraph.Literal(str(t), datatype=pyoxigraph.NamedNode(str(t.datatype)) if t.datatype else None)
+
+    def select(text: str) -> tuple[list[str], list[list[Any]]]:
+        res = g.query(text)
+        return [str(v) for v in res.vars], [[term(t) for t in row] for row in res]
+    return select
+
+
+def _run_planned(select: Callable[[str], tuple[list[str], list[list[Any]]]], item: str | dict[str, Any]) -> int:
+    """Rows of one planned query: a text, or a ``@step`` walk (the same walk provkg runs)."""
+    if isinstance(item, dict):
+        return len(walk_steps(select, item["step"], {}, pyoxigraph.NamedNode(item["start"]), item["depth"], None)[1])
+    return len(select(item)[1])
+
+
+def _rdflib_child(nt: str, oxi_data: str, plan: list[tuple[str, list[Any]]], out: str, budget: float) -> None:
     import rdflib
 
     result: dict[str, Any] = {"oxigraph": {}}
@@ -481,9 +517,7 @@ def _rdflib_child(nt: str, oxi_data: str, plan: list[tuple[str, list[str]]], out
         lat = []
         for text in texts:
             s = time.perf_counter()
-            sol = store.query(text)
-            _ = [[x[v] for v in sol.variables] for x in sol]
-            del sol
+            _run_planned(_oxigraph_select(store), text)
             lat.append(1000 * (time.perf_counter() - s))
         result["oxigraph"][name] = lat
         Path(out).write_text(json.dumps(result))
@@ -503,7 +537,7 @@ def _rdflib_child(nt: str, oxi_data: str, plan: list[tuple[str, list[str]]], out
                 break
             s = time.perf_counter()
             try:
-                n = len(list(g.query(text)))
+                n = _run_planned(_rdflib_select(g), text)
             except Exception as exc:  # e.g. LATERAL (an Oxigraph extension) is not rdflib's SPARQL
                 result[name] = {"ms": [], "last_rows": None, "error": f"{type(exc).__name__}: {exc}"[:200]}
                 break
@@ -529,7 +563,10 @@ def rdflib_baseline(store: LineageStore, nodes: dict[str, list[dict[str, str]]],
         texts = []
         for params in nodes.get(name, [])[:per_query]:
             # the text provkg itself runs: parameters as a VALUES row (a diff: one row per side)
-            subs, _ = q.bind(params)
+            subs, values = q.bind(params)
+            if q.step:  # walked a step at a time, from the start node (its only parameter in the text)
+                texts.append({"step": q.text, "start": values[q.traversal_from], "depth": values.get("depth")})
+                continue
             sides = ([{pyoxigraph.Variable("side"): pyoxigraph.Literal(side),
                        pyoxigraph.Variable("version"): subs[pyoxigraph.Variable(v)]}
                       for side, v in zip(("a", "b"), q.diff)] if q.diff else None)

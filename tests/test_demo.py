@@ -10,14 +10,17 @@ import json
 import re
 from collections import defaultdict
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
+from pyoxigraph import NamedNode
 
 from conftest import SPEC
 from provkg.demo import DEMO_PRODUCER, KNOWN_ANSWERS, demo_events
 from provkg.ingest import Ingestor
 from provkg.iris import IriMinter
-from provkg.named_queries import load_named_queries, run_named_query
+from provkg import named_queries
+from provkg.named_queries import load_named_queries, parse_query_file, run_named_query
 from provkg.resources import facets_dir
 from provkg.store import LineageStore
 from provkg.subjects import SubjectVault
@@ -540,3 +543,48 @@ def test_impact_answers_are_paged_with_counts_of_everything(store):
     assert pages == whole.rows
     # the default page is 1000 rows
     assert run_named_query(store, query, {"node": source}).parameters["limit"] == 1000
+
+
+ONESHOT = Path(__file__).parent / "oneshot_queries"  # the impact queries as one query with a `*` path
+
+
+def test_impact_walked_step_by_step_answers_as_the_one_query_with_a_path(store, subject_iri):
+    """forward-impact and erasure-impact are ``@step`` queries, walked breadth-first
+    one step at a time; tests/oneshot_queries holds them as they were, one query
+    whose ``*`` property path reaches every node first. Same answer for every
+    kind of start node, with ``depth`` and ``asOf``."""
+    minter, q2 = IriMinter(), K["q2_forward_impact"]
+    cases = {"forward-impact": [{"node": n} for n in (
+        K["biased_source"], q2["from_dataset"], q2["from_version"], q2["from_column"],
+        minter.job("airflow-prod", TRAIN).value)]
+        + [{"node": q2["from_dataset"], "depth": "3"}, {"node": q2["from_dataset"], "asOf": q2["as_of"]},
+           {"node": q2["from_version"], "depth": "0"}],
+             "erasure-impact": [{"subject": subject_iri}, {"subject": subject_iri, "depth": "4"}]}
+    for name, params in cases.items():
+        stepped, oneshot = load_named_queries()[name], parse_query_file(ONESHOT / f"{name}.rq")
+        assert stepped.step and not oneshot.step
+        for p in params:
+            a = run_named_query(store, stepped, {**p, "limit": "100000"})
+            b = run_named_query(store, oneshot, {**p, "limit": "100000"})
+            assert (a.rows, a.summary, a.total) == (b.rows, b.summary, b.total), (name, p)
+            assert a.rows or p.get("depth") == "0", (name, p)
+
+
+def test_impact_walk_never_expands_a_quality_measurement(store):
+    """The reason for ``@step``: the one query's path walked into every quality
+    measurement a run generated; step by step, none is ever bound as ?from."""
+    query = load_named_queries()["forward-impact"]
+    bound: list[str] = []
+
+    def select(text: str):
+        bound.extend(re.findall(r"^\s*VALUES \(\?from\) \{ (.*) \}$", text, re.MULTILINE)[:1])
+        return named_queries._select(store, text)
+
+    subs, values = query.bind({"node": K["biased_source"]})
+    names, rows = named_queries.walk_steps(select, query.text, subs, NamedNode(values["node"]), 25, None)
+    expanded = {iri for block in bound for iri in re.findall(r"<([^>]+)>", block)}
+    measurements = _set(store, "SELECT ?m WHERE { ?m a dqv:QualityMeasurement ; prov:wasGeneratedBy ?r }")
+    generators = _set(store, "SELECT ?r WHERE { ?m a dqv:QualityMeasurement ; prov:wasGeneratedBy ?r }")
+    assert expanded & generators, "the walk reaches runs that generated measurements"
+    assert not expanded & measurements
+    assert len(rows) == len(run_named_query(store, query, {"node": K["biased_source"], "limit": "100000"}).rows)
