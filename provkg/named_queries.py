@@ -328,7 +328,7 @@ def run_named_query(store: LineageStore, query: NamedQuery, raw_params: dict[str
     as_of = datetime.fromisoformat(cutoff.replace("Z", "+00:00")) if cutoff else None
     if query.step:
         names, raw_rows = walk_steps(lambda text: _select(store, text), query.text, subs,
-                                NamedNode(values[query.traversal_from]), values.get("depth"), as_of)
+                                     NamedNode(values[query.traversal_from]), values.get("depth"), as_of)
     else:
         # a diff query sees one row per side: ?side "a" or "b" and ?version that side's node
         sides = ([{Variable("side"): Literal(side), Variable("version"): subs[Variable(name)]}
@@ -367,7 +367,7 @@ _STEP_ROWS = 1000  # start nodes per step query: bounds the query text (a VALUES
 
 
 def walk_steps(select: Callable[[str], tuple[list[str], list[list[Any]]]], text: str, subs: dict[Variable, Any],
-          start: NamedNode, max_depth: int | None, as_of: datetime | None) -> tuple[list[str], list[list[Any]]]:
+               start: NamedNode, max_depth: int | None, as_of: datetime | None) -> tuple[list[str], list[list[Any]]]:
     """Evaluate a ``@step`` traversal: its edges from ``start``, one step at a time.
 
     Each step runs the query with ``?from`` bound (a VALUES row per node, at
@@ -383,7 +383,9 @@ def walk_steps(select: Callable[[str], tuple[list[str], list[list[Any]]]], text:
     Input: ``select`` (query text -> variable names and rows of terms), the
     step query text, the other bound parameters. Output: (names, rows of plain
     values), the rows :func:`_traverse` takes; every node it expands is
-    expanded here, so the answer is the one query's."""
+    expanded here, so the answer is the one query's. Raises what ``select``
+    raises. Only IRIs are walked on: a blank node cannot be bound in VALUES
+    (SPARQL 1.1 §10.2.2), and provkg mints an IRI for every lineage node."""
     seen, frontier = {start}, [start]
     names: list[str] = []
     rows: list[list[Any]] = []
@@ -397,7 +399,7 @@ def walk_steps(select: Callable[[str], tuple[list[str], list[list[Any]]]], text:
                 row = [_plain(t) for t in term_row]
                 rows.append(row)
                 to = term_row[idx["to"]]
-                if to not in seen and _kept(row, idx, as_of):
+                if isinstance(to, NamedNode) and to not in seen and _kept(row, idx, as_of):
                     seen.add(to)
                     reached.append(to)
         frontier, depth = reached, depth + 1
