@@ -35,6 +35,11 @@ and drops nodes beyond ``depth``. With ``@step`` as well, the query is one
 step of the walk: provkg binds ``?from`` to the start node, then to the nodes
 each step reached first, breadth-first, ``depth`` steps at most (see
 :func:`walk_steps` for why).
+
+``@reach OUT FROM STEP-FILE EXCEPT`` adds column ``OUT``: for each row, the
+targets downstream of its ``FROM`` value other than parameter ``EXCEPT``'s
+node, walked by provkg with the one-step query in ``STEP-FILE`` (relative to
+the query file; see :func:`reach_targets`).
 """
 
 from __future__ import annotations
@@ -93,6 +98,7 @@ class NamedQuery:
     path: Path | None = None
     first: tuple[str, str, str, str] | None = None  # @first: (out, flag, rank, per)
     step: bool = False  # @step: one step of a @traversal, run breadth-first from the start node
+    reach: tuple[str, str, str, str] | None = None  # @reach: (out, from, step query text, except)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "summary": self.summary,
@@ -174,6 +180,7 @@ def parse_query_file(path: Path) -> NamedQuery:
     first = None
     as_of = None
     step = False
+    reach = None
     in_summary = False
     for line in text.splitlines():
         if not line.startswith("#"):
@@ -196,6 +203,12 @@ def parse_query_file(path: Path) -> NamedQuery:
         elif body.startswith("@step"):
             in_summary = False
             step = True
+        elif body.startswith("@reach"):
+            in_summary = False
+            words = body.split()[1:]
+            if len(words) != 4:
+                raise ValueError(f"{path}: @reach takes OUT FROM STEP-FILE EXCEPT: {line!r}")
+            reach = (words[0], words[1], (path.parent / words[2]).read_text("utf-8"), words[3])
         elif body.startswith("@asof"):
             in_summary = False
             as_of = body.split()[-1]
@@ -217,7 +230,8 @@ def parse_query_file(path: Path) -> NamedQuery:
             in_summary = False
     if step and traversal is None:
         raise ValueError(f"{path}: @step is one step of a @traversal, and the query declares none")
-    return NamedQuery(path.stem, " ".join(summary_lines), params, text, traversal, diff, as_of, path, first, step)
+    return NamedQuery(path.stem, " ".join(summary_lines), params, text, traversal, diff, as_of, path, first, step,
+                      reach)
 
 
 def load_named_queries(folder: Path | None = None) -> dict[str, NamedQuery]:
@@ -337,6 +351,10 @@ def run_named_query(store: LineageStore, query: NamedQuery, raw_params: dict[str
         raw_rows = [[_plain(t) for t in row] for row in raw_terms]
     if query.diff is not None:
         return _diff(query.name, values, names, raw_rows)
+    if query.reach is not None:
+        out, origin, step, excluded = query.reach
+        names, raw_rows = _add_reach(lambda text: _select(store, text), names, raw_rows, out, origin, step,
+                                     values.get(excluded))
     if query.first is not None:
         names, raw_rows = _mark_first(names, raw_rows, *query.first)
     if query.traversal_from is None:
@@ -404,6 +422,65 @@ def walk_steps(select: Callable[[str], tuple[list[str], list[list[Any]]]], text:
                     reached.append(to)
         frontier, depth = reached, depth + 1
     return names, rows
+
+
+def _add_reach(select: Callable[[str], tuple[list[str], list[list[Any]]]], names: list[str],
+               rows: list[list[Any]], out: str, origin: str, step: str,
+               excluded: str | None) -> tuple[list[str], list[list[Any]]]:
+    """Add column ``out`` (``@reach``): for each row, the targets reached
+    downstream of its ``origin`` value, other than ``excluded`` (IRIs, sorted,
+    space-separated; None when there are none or the origin is ``excluded``)."""
+    col = names.index(origin)
+    origins = {row[col] for row in rows if isinstance(row[col], str) and row[col] != excluded}
+    reached = reach_targets(select, step, origins)
+    added = []
+    for row in rows:
+        found = reached.get(row[col], set()) - {excluded}
+        added.append(row + [" ".join(sorted(found)) or None])
+    return names + [out], added
+
+
+def reach_targets(select: Callable[[str], tuple[list[str], list[list[Any]]]], step: str,
+                  origins: set[str]) -> dict[str, set[str]]:
+    """The targets reachable in one or more steps from each origin IRI.
+
+    ``step`` answers ``?from ?to ?target`` for the nodes bound to ``?from`` (a
+    VALUES row per node at each ``# @bind`` line, SPARQL 1.1 §10.2.2): the
+    nodes one edge on, and whether each is a target (boolean). The walks from
+    all origins go breadth-first together, so each node's edges are read
+    once, in one query per step for every node new to that step, whatever the
+    number of origins it lies downstream of. Output: origin -> target IRIs
+    (an origin itself only if a cycle leads back to it). Raises what
+    ``select`` raises."""
+    succ: dict[str, list[str]] = {}
+    targets: set[str] = set()
+    seen = {o: {o} for o in origins}
+    back: set[str] = set()  # origins a cycle leads back to
+    frontier = {o: [o] for o in origins}
+    while any(frontier.values()):
+        missing = sorted({n for nodes in frontier.values() for n in nodes if n not in succ})
+        for n in missing:
+            succ[n] = []
+        for i in range(0, len(missing), _STEP_ROWS):
+            names, terms = select(bind_values(step, {}, [{_FROM: NamedNode(n)} for n in missing[i:i + _STEP_ROWS]]))
+            idx = {n: k for k, n in enumerate(names)}
+            for t in terms:
+                to = t[idx["to"]]
+                if isinstance(to, NamedNode):  # only IRIs can be bound for the next step
+                    succ[t[idx["from"]].value].append(to.value)
+                    if _plain(t[idx["target"]]) is True:
+                        targets.add(to.value)
+        for o, nodes in frontier.items():
+            following = []
+            for n in nodes:
+                for m in succ[n]:
+                    if m == o:
+                        back.add(o)
+                    if m not in seen[o]:
+                        seen[o].add(m)
+                        following.append(m)
+            frontier[o] = following
+    return {o: (seen[o] - ({o} - back)) & targets for o in origins}
 
 
 def _mark_first(names: list[str], rows: list[list[Any]], out: str, flag: str, rank: str,

@@ -588,3 +588,26 @@ def test_impact_walk_never_expands_a_quality_measurement(store):
     assert expanded & generators, "the walk reaches runs that generated measurements"
     assert not expanded & measurements
     assert len(rows) == len(run_named_query(store, query, {"node": K["biased_source"], "limit": "100000"}).rows)
+
+
+def test_bias_attribution_reach_answers_as_the_one_query(store):
+    """bias-attribution's alsoConsumedBy is walked by provkg (``@reach``, a step
+    at a time, quality measurements left out); tests/oneshot_queries holds the
+    query that walked a ``+`` path per row. The same rows, alsoConsumedBy as a
+    set (the one query's GROUP_CONCAT order is the engine's; provkg sorts)."""
+    q4 = K["q4_bias"]
+    stepped = load_named_queries()["bias-attribution"]
+    oneshot = parse_query_file(ONESHOT / "bias-attribution.rq")
+    assert stepped.reach is not None and oneshot.reach is None
+
+    def rows(answer) -> list[tuple]:
+        col = answer.columns.index("alsoConsumedBy")
+        return sorted(tuple(r[:col]) + (frozenset((r[col] or "").split()),) + tuple(r[col + 1:]) for r in answer.rows)
+    for node in (q4["model_version"], *q4["other_models"]):
+        a, b = run_named_query(store, stepped, {"node": node}), run_named_query(store, oneshot, {"node": node})
+        assert a.columns == b.columns and rows(a) == rows(b), node
+    a = run_named_query(store, stepped, {"node": q4["model_version"]})
+    col = a.columns.index("alsoConsumedBy")
+    consumed = [r[col] for r in a.rows if r[col]]
+    assert consumed and all(c.split() == sorted(c.split()) for c in consumed)
+    assert set(q4["other_models"]) <= {m for c in consumed for m in c.split()}
