@@ -57,6 +57,7 @@ import time
 from collections import Counter, defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -69,7 +70,8 @@ import psutil  # noqa: E402
 import pyoxigraph  # noqa: E402
 
 import workload  # noqa: E402
-from provkg.named_queries import bind_values, load_named_queries, run_named_query, walk_steps  # noqa: E402
+from provkg.named_queries import (bind_values, load_named_queries, run_named_query, select_terms,  # noqa: E402
+                                  walk_steps)
 from provkg.store import LineageStore  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
@@ -472,16 +474,6 @@ def http_runner(url: str, client: httpx.Client) -> Callable[[str, dict[str, str]
 # -- rdflib baseline (child process, killable) ------------------------------------------------------
 
 
-def _oxigraph_select(store: LineageStore) -> Callable[[str], tuple[list[str], list[list[Any]]]]:
-    def select(text: str) -> tuple[list[str], list[list[Any]]]:
-        sol = store.query(text)
-        names = [v.value for v in sol.variables]
-        rows = [[x[n] for n in names] for x in sol]
-        del sol
-        return names, rows
-    return select
-
-
 def _rdflib_select(g: Any) -> Callable[[str], tuple[list[str], list[list[Any]]]]:
     """rdflib's answer with its terms as pyoxigraph's (what :func:`walk_steps` reads)."""
     import rdflib
@@ -517,7 +509,7 @@ def _rdflib_child(nt: str, oxi_data: str, plan: list[tuple[str, list[Any]]], out
         lat = []
         for text in texts:
             s = time.perf_counter()
-            _run_planned(_oxigraph_select(store), text)
+            _run_planned(partial(select_terms, store), text)
             lat.append(1000 * (time.perf_counter() - s))
         result["oxigraph"][name] = lat
         Path(out).write_text(json.dumps(result))

@@ -47,7 +47,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from datetime import datetime, timezone
-from functools import lru_cache
+from functools import lru_cache, partial
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -340,21 +340,21 @@ def run_named_query(store: LineageStore, query: NamedQuery, raw_params: dict[str
     subs, values = query.bind(raw_params)
     cutoff = values.get(query.as_of) if query.as_of else None
     as_of = datetime.fromisoformat(cutoff.replace("Z", "+00:00")) if cutoff else None
+    select = partial(select_terms, store)
     if query.step:
-        names, raw_rows = walk_steps(lambda text: _select(store, text), query.text, subs,
-                                     NamedNode(values[query.traversal_from]), values.get("depth"), as_of)
+        names, raw_rows = walk_steps(select, query.text, subs, NamedNode(values[query.traversal_from]),
+                                     values.get("depth"), as_of)
     else:
         # a diff query sees one row per side: ?side "a" or "b" and ?version that side's node
         sides = ([{Variable("side"): Literal(side), Variable("version"): subs[Variable(name)]}
                   for side, name in zip(("a", "b"), query.diff)] if query.diff else None)
-        names, raw_terms = _select(store, bind_values(query.text, subs, sides))
+        names, raw_terms = select(bind_values(query.text, subs, sides))
         raw_rows = [[_plain(t) for t in row] for row in raw_terms]
     if query.diff is not None:
         return _diff(query.name, values, names, raw_rows)
     if query.reach is not None:
         out, origin, step, excluded = query.reach
-        names, raw_rows = _add_reach(lambda text: _select(store, text), names, raw_rows, out, origin, step,
-                                     values.get(excluded))
+        names, raw_rows = _add_reach(select, names, raw_rows, out, origin, step, values.get(excluded))
     if query.first is not None:
         names, raw_rows = _mark_first(names, raw_rows, *query.first)
     if query.traversal_from is None:
@@ -370,8 +370,11 @@ def run_named_query(store: LineageStore, query: NamedQuery, raw_params: dict[str
     return answer
 
 
-def _select(store: LineageStore, text: str) -> tuple[list[str], list[list[Any]]]:
-    """A SELECT query's variable names and solutions (pyoxigraph terms, None when unbound)."""
+def select_terms(store: LineageStore, text: str) -> tuple[list[str], list[list[Any]]]:
+    """A SELECT query's variable names and its solutions as rows of pyoxigraph
+    terms (None when unbound): the ``select`` that :func:`walk_steps` and
+    :func:`reach_targets` take, bound to a store. Raises what the store's
+    query raises (``SyntaxError`` for bad SPARQL)."""
     solutions = store.query(text)
     assert isinstance(solutions, QuerySolutions)
     names = [v.value for v in solutions.variables]

@@ -578,7 +578,7 @@ def test_impact_walk_never_expands_a_quality_measurement(store):
 
     def select(text: str):
         bound.extend(re.findall(r"^\s*VALUES \(\?from\) \{ (.*) \}$", text, re.MULTILINE)[:1])
-        return named_queries._select(store, text)
+        return named_queries.select_terms(store, text)
 
     subs, values = query.bind({"node": K["biased_source"]})
     names, rows = named_queries.walk_steps(select, query.text, subs, NamedNode(values["node"]), 25, None)
