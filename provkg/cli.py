@@ -94,6 +94,13 @@ def _ingestor(store: LineageStore, spec: Optional[Path], base_iri: str, shacl_mo
                     Quarantine(store.path / "quarantine"), log, vault)
 
 
+def _compact_after_bulk(store: LineageStore) -> None:
+    # each bulk write adds its own files; one compaction after the load makes every later look-up cheaper
+    if store.bulk_writes:
+        with err.status(f"compacting the store after {store.bulk_writes} bulk writes"):
+            store.optimize()
+
+
 def _shacl_workers() -> int:
     """Worker processes for per-event SHACL (PROVKG_SHACL_WORKERS; default: one
     fewer than the cores, at least 1 and at most 4: pyshacl holds one core per
@@ -167,6 +174,7 @@ def serve(
     store = _open_store(data)
     ingestor = _ingestor(store, spec, base_iri, shacl_mode)
     caught_up = ingestor.catch_up()
+    _compact_after_bulk(store)
     if caught_up:
         out.print(f"projected {caught_up} logged events the store lacked (after an interrupted run)")
     if demo:
@@ -254,6 +262,9 @@ def ingest(
 ) -> None:
     """Load OpenLineage events from files into the store.
 
+    Large files are written with the store's bulk loader, and the store is
+    compacted once at the end (docs/record.md).
+
     Exit code 0 when every event was accepted (or already held), 1 when any
     was rejected (each rejection is printed with its JSON pointer), 2 on error."""
     try:
@@ -288,6 +299,7 @@ def ingest(
                     _print_rejection(result)
             progress.advance(task)
     store.flush()
+    _compact_after_bulk(store)
     quarantined = f", {counts['quarantined']} quarantined" if counts["quarantined"] else ""
     flagged = f" ({counts['flagged']} flagged by SHACL)" if counts["flagged"] else ""
     out.print(f"{len(files)} files: {counts['accepted']} events accepted ({triples} quads){flagged}, "
@@ -665,6 +677,7 @@ def rebuild(
     except ValueError as exc:
         raise _fail(str(exc))
     store.flush()
+    _compact_after_bulk(store)
     stats = store.stats()
     out.print(f"rebuilt from {count} log entries: {stats['graphs']} event graphs, {stats['triples']} triples")
 
