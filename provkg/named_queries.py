@@ -48,12 +48,13 @@ import re
 from collections import deque
 from datetime import datetime, timezone
 from functools import lru_cache, partial
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from pyoxigraph import Literal, NamedNode, QuerySolutions, Variable
 
+from .answer_cache import AnswerCache
 from .resources import queries_dir
 from .graph_builder import time_literal
 from .store import LineageStore
@@ -268,12 +269,13 @@ class QueryAnswer:
             out["next"] = offset + len(self.rows) if offset + len(self.rows) < self.total else None
         return out
 
-    def page(self, offset: int, limit: int) -> "QueryAnswer":
-        """This answer with only rows ``offset`` to ``offset + limit`` (the
-        summary still counts every row); ``total`` says how many there are."""
-        self.total = len(self.rows)
-        self.rows = self.rows[offset:offset + limit]
-        return self
+    def page(self, parameters: dict[str, Any]) -> "QueryAnswer":
+        """A new answer with only rows ``offset`` to ``offset + limit`` of
+        ``parameters`` (the summary still counts every row; ``total`` says how
+        many there are); this one is left whole."""
+        offset = parameters.get("offset", 0)
+        return replace(self, parameters=parameters, rows=self.rows[offset:offset + parameters["limit"]],
+                       total=len(self.rows))
 
 
 _NUMERIC = {XSD.decimal.value, XSD.double.value, XSD.float.value}
@@ -332,12 +334,30 @@ def bind_values(text: str, terms: dict[Variable, Any], rows: list[dict[Variable,
     return f"{text[:where.end()]}\n  {values}{text[where.end():]}"
 
 
-def run_named_query(store: LineageStore, query: NamedQuery, raw_params: dict[str, str]) -> QueryAnswer:
+def run_named_query(store: LineageStore, query: NamedQuery, raw_params: dict[str, str],
+                    cache: AnswerCache | None = None) -> QueryAnswer:
     """Run a named query with raw string parameters (validated and bound).
 
-    Raises :class:`QueryParameterError` for bad parameters and :class:`UnknownNode`
-    when a traversal starts from a node the store does not hold."""
+    A query that declares ``limit`` answers with one page and counts of
+    everything; with a ``cache``, the whole answer is kept until the store's
+    next write, so the other pages of it cost no walk (see
+    :mod:`provkg.answer_cache`). Raises :class:`QueryParameterError` for bad
+    parameters and :class:`UnknownNode` when a traversal starts from a node
+    the store does not hold."""
     subs, values = query.bind(raw_params)
+    if "limit" not in values:
+        return _answer(store, query, subs, values)
+    key = cache.key(query.name, values, store.generation) if cache is not None else None
+    whole = cache.get(key) if cache is not None else None
+    if whole is None:
+        whole = _answer(store, query, subs, values)
+        if cache is not None:
+            cache.put(key, whole)
+    return whole.page(values)
+
+
+def _answer(store: LineageStore, query: NamedQuery, subs: dict[Variable, Any], values: dict[str, Any]) -> QueryAnswer:
+    """The whole answer (every row) of a query with bound parameters."""
     cutoff = values.get(query.as_of) if query.as_of else None
     as_of = datetime.fromisoformat(cutoff.replace("Z", "+00:00")) if cutoff else None
     select = partial(select_terms, store)
@@ -363,11 +383,7 @@ def run_named_query(store: LineageStore, query: NamedQuery, raw_params: dict[str
     if not raw_rows and not store.query(bind_values("ASK WHERE { { ?n ?p ?o } UNION { ?s ?p ?n } }",
                                                     {Variable("n"): NamedNode(start)})):
         raise UnknownNode(f"the store holds nothing about {start} (is the IRI percent-encoded as in the store?)")
-    answer = _traverse(query.name, values, start, names, raw_rows, values.get("depth"), as_of)
-    # a query that declares limit/offset answers with counts and one page of rows
-    if "limit" in values:
-        answer.page(values.get("offset", 0), values["limit"])
-    return answer
+    return _traverse(query.name, values, start, names, raw_rows, values.get("depth"), as_of)
 
 
 def select_terms(store: LineageStore, text: str) -> tuple[list[str], list[list[Any]]]:

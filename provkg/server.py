@@ -40,6 +40,7 @@ from .exporting import EXPORT_FORMATS, ExportError, export_graph
 from .ingest import Ingestor, IngestResult, MalformedJSON, decode_json
 from .quarantine import UnknownEntry
 from .shacl import Shapes
+from .answer_cache import AnswerCache
 from .named_queries import QueryParameterError, UnknownNode, load_named_queries, run_named_query
 from .sparql_protocol import ProtocolError, request_from
 from .validation import Fault
@@ -287,6 +288,7 @@ def create_app(ingestor: Ingestor, limits: Limits | None = None, open_access: bo
                               "(`provkg keys create`); see docs/security.md.")
     store = ingestor.store
     named = load_named_queries()
+    answers = AnswerCache()  # whole paged answers until the next write: the other pages cost no walk
 
     @lru_cache(maxsize=1)
     def shapes() -> Shapes:  # parsed on first use, not per request
@@ -407,7 +409,7 @@ def create_app(ingestor: Ingestor, limits: Limits | None = None, open_access: bo
             return _problem(404, f"no named query {name!r}; known: {', '.join(sorted(named))}")
         params = dict(request.query_params)
         try:
-            answer = await gate.run(lambda deadline: run_named_query(store, query, params))
+            answer = await gate.run(lambda deadline: run_named_query(store, query, params, answers))
         except UnknownNode as exc:
             return _problem(404, str(exc))
         except QueryParameterError as exc:

@@ -127,6 +127,11 @@ def test_named_queries_over_http(server):
     r = httpx.get(server.url + "/api/v1/queries/forward-impact", params={"node": COPIED_CSV})
     assert r.status_code == 200
     assert RESULT_CSV in {row["node"] for row in r.json()["rows"]}
+    # one row a page: the second page (from the server's whole answer) continues the first
+    pages = [httpx.get(server.url + "/api/v1/queries/forward-impact",
+                       params={"node": COPIED_CSV, "limit": "1", "offset": str(i)}).json() for i in (0, 1)]
+    assert [p["rows"] for p in pages] == [r.json()["rows"][:1], r.json()["rows"][1:2]]
+    assert pages[0]["next"] == 1 and pages[1]["total"] == r.json()["total"] > 1
     assert httpx.get(server.url + "/api/v1/queries/forward-impact").status_code == 400
     assert httpx.get(server.url + "/api/v1/queries/no-such-query").status_code == 404
     # an IRI sent without percent-encoding its own % signs names no node: 404, not an empty answer

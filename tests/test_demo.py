@@ -16,6 +16,7 @@ import pytest
 from pyoxigraph import NamedNode
 
 from conftest import SPEC
+from provkg.answer_cache import AnswerCache
 from provkg.demo import DEMO_PRODUCER, KNOWN_ANSWERS, demo_events
 from provkg.ingest import Ingestor
 from provkg.iris import IriMinter
@@ -543,6 +544,31 @@ def test_impact_answers_are_paged_with_counts_of_everything(store):
     assert pages == whole.rows
     # the default page is 1000 rows
     assert run_named_query(store, query, {"node": source}).parameters["limit"] == 1000
+
+
+def test_cached_pages_are_the_whole_walk_until_the_next_write(events, validator, tmp_path):
+    """With an :class:`AnswerCache` (as the server runs named queries), the
+    pages after the first come from one walk, and a write is never answered
+    from before it: the last demo event adds lineage downstream of the source."""
+    store = LineageStore(tmp_path / "store")
+    ingestor = Ingestor(store, validator, IriMinter())
+    for event in events[:-1]:
+        assert ingestor.ingest(event).status == "accepted"
+    query, cache = load_named_queries()["forward-impact"], AnswerCache()
+    params = {"node": K["biased_source"], "limit": "10"}
+    first = run_named_query(store, query, params, cache)
+    key = cache.key(query.name, query.bind(params)[1], store.generation)
+    whole = cache.get(key)
+    assert whole is not None and len(whole.rows) == first.total > 20
+    second = run_named_query(store, query, {**params, "offset": "10"}, cache)
+    assert cache.get(key) is whole and len(cache) == 1  # the second page did not walk again
+    assert first.rows + second.rows == whole.rows[:20] and second.total == first.total
+    assert second.rows == run_named_query(store, query, {**params, "offset": "10"}).rows
+    assert ingestor.ingest(events[-1]).status == "accepted"
+    after = run_named_query(store, query, params, cache)
+    fresh = run_named_query(store, query, params)
+    assert (after.rows, after.total, after.summary) == (fresh.rows, fresh.total, fresh.summary)
+    assert after.total > first.total and len(cache) == 2
 
 
 ONESHOT = Path(__file__).parent / "oneshot_queries"  # what provkg now walks step by step, as one query with a path
