@@ -173,7 +173,9 @@ class LineageStore:
         ``provkg ingest`` (13,000 and 100,000 events), one compaction took
         12 s and 134 s and made every named query 10-35 % faster at p50
         (docs/benchmark.md). Compaction writes new files and switches to them
-        atomically: a crash during it leaves the store as it was. Output: None. Raises ``OSError`` on a storage error."""
+        atomically: a crash during it leaves the store as it was.
+
+        Output: None. Raises ``OSError`` on a storage error."""
         self.store.optimize()
 
 
