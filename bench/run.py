@@ -28,6 +28,8 @@ For each scale N it generates the workload (bench/workload.py) and measures:
    SPARQL (predictions, source datasets, subjects, model versions with a
    fairness finding, consecutive model-version pairs): in-process
    (``run_named_query`` on store A opened read-only) and over HTTP on B;
+   for the paged impact queries over HTTP also the next page after the
+   first (the server keeps the whole answer until the next write);
 5. at the smallest scale (<= ``--rdflib-max``): the same SPARQL on rdflib's
    in-memory Graph (the merged default graph), as a ratio to pyoxigraph;
 6. disk bytes per event (du of the data directory), per-event SHACL time
@@ -465,11 +467,47 @@ def inprocess_runner(store: LineageStore) -> Callable[[str, dict[str, str]], int
 
 def http_runner(url: str, client: httpx.Client) -> Callable[[str, dict[str, str]], int]:
     def run(name: str, params: dict[str, str]) -> int:
-        r = client.get(f"{url}/api/v1/queries/{name}", params=params)
+        # a new walk each time: the server would answer a paged query asked again from its cache
+        r = client.get(f"{url}/api/v1/queries/{name}", params=params, headers={"Cache-Control": "no-cache"})
         if r.status_code != 200:
             raise RuntimeError(f"HTTP {r.status_code}: {r.text[:200]}")
         return r.json()["count"]
     return run
+
+
+PAGED = ("forward-impact", "erasure-impact")
+
+
+def next_pages(url: str, client: httpx.Client, nodes: dict[str, list[dict[str, str]]],
+               budget_s: float) -> dict[str, Any]:
+    """For each paged query (``PAGED``): per start node, its first page (untimed), then the page its
+    ``next`` names, timed: what a client paging through an impact waits for after the first page (the
+    server keeps the whole answer until the next write). Stops a query once the pages used ``budget_s``
+    seconds. Output per query: as :func:`time_queries` (latency of the next page, its rows)."""
+    out = {}
+    for name in PAGED:
+        lat, rows, errors, spent = [], [], Counter(), 0.0
+        for p in nodes.get(name) or []:
+            if spent > budget_s:
+                break
+            t0 = time.perf_counter()
+            first = client.get(f"{url}/api/v1/queries/{name}", params=p)
+            if first.status_code != 200:
+                errors[f"HTTP {first.status_code}"] += 1
+                continue
+            after = first.json()["next"]
+            if after is not None:
+                t1 = time.perf_counter()
+                page = client.get(f"{url}/api/v1/queries/{name}", params={**p, "offset": str(after)})
+                if page.status_code == 200:
+                    lat.append(1000 * (time.perf_counter() - t1))
+                    rows.append(float(page.json()["count"]))
+                else:
+                    errors[f"HTTP {page.status_code}"] += 1
+            spent += time.perf_counter() - t0
+        out[name] = {"ms": percentiles(lat), "rows": percentiles(rows), "errors": dict(errors),
+                     "planned": len(nodes.get(name) or [])}
+    return out
 
 
 # -- rdflib baseline (child process, killable) ------------------------------------------------------
@@ -758,6 +796,7 @@ def run_scale(n: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
                     http_nodes["erasure-impact"] = http_subjects(client, server.url, len(http_nodes["erasure-impact"]),
                                                                  args.seed)
                 res["queries_http"] = time_queries(http_runner(server.url, client), http_nodes, args.query_budget)
+                res["queries_http_next_page"] = next_pages(server.url, client, http_nodes, args.query_budget)
             log(f"{n}: HTTP queries done")
             res["server_peak_rss"] = rss.peak
     finally:
@@ -882,6 +921,11 @@ def markdown(doc: dict[str, Any]) -> str:
     for q in QUERIES:
         for mode, key in (("in-process", "queries_inprocess"), ("HTTP", "queries_http")):
             out.append(row(f"{q} {mode}", lambda s, q=q, key=key: latency(s[key][q])))
+    if any("queries_http_next_page" in s for s in scales):  # runs before session 8 did not page
+        for q in PAGED:
+            out.append(row(f"{q} HTTP, the next page (start nodes with more than one page)",
+                           lambda s, q=q: latency(s["queries_http_next_page"][q])
+                           if "queries_http_next_page" in s else "—"))
     rd = [s for s in scales if "rdflib" in s]
     if rd:
         s = rd[0]

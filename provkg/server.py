@@ -408,8 +408,10 @@ def create_app(ingestor: Ingestor, limits: Limits | None = None, open_access: bo
         if query is None:
             return _problem(404, f"no named query {name!r}; known: {', '.join(sorted(named))}")
         params = dict(request.query_params)
+        # Cache-Control: no-cache (RFC 9111 §5.2.1.4): the client wants an answer not taken from the cache
+        cache = None if "no-cache" in request.headers.get("cache-control", "").lower() else answers
         try:
-            answer = await gate.run(lambda deadline: run_named_query(store, query, params, answers))
+            answer = await gate.run(lambda deadline: run_named_query(store, query, params, cache))
         except UnknownNode as exc:
             return _problem(404, str(exc))
         except QueryParameterError as exc:

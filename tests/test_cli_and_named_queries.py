@@ -132,6 +132,9 @@ def test_named_queries_over_http(server):
                        params={"node": COPIED_CSV, "limit": "1", "offset": str(i)}).json() for i in (0, 1)]
     assert [p["rows"] for p in pages] == [r.json()["rows"][:1], r.json()["rows"][1:2]]
     assert pages[0]["next"] == 1 and pages[1]["total"] == r.json()["total"] > 1
+    walked = httpx.get(server.url + "/api/v1/queries/forward-impact", params={"node": COPIED_CSV, "offset": "1"},
+                       headers={"Cache-Control": "no-cache"})  # answered by a new walk, the same page
+    assert walked.json()["rows"] == pages[1]["rows"] + r.json()["rows"][2:]
     assert httpx.get(server.url + "/api/v1/queries/forward-impact").status_code == 400
     assert httpx.get(server.url + "/api/v1/queries/no-such-query").status_code == 404
     # an IRI sent without percent-encoding its own % signs names no node: 404, not an empty answer
