@@ -347,12 +347,13 @@ def run_named_query(store: LineageStore, query: NamedQuery, raw_params: dict[str
     subs, values = query.bind(raw_params)
     if "limit" not in values:
         return _answer(store, query, subs, values)
-    key = cache.key(query.name, values, store.generation) if cache is not None else None
-    whole = cache.get(key) if cache is not None else None
+    if cache is None:
+        return _answer(store, query, subs, values).page(values)
+    key = cache.key(query.name, values, store.generation)
+    whole = cache.get(key)
     if whole is None:
         whole = _answer(store, query, subs, values)
-        if cache is not None:
-            cache.put(key, whole)
+        cache.put(key, whole)
     return whole.page(values)
 
 
