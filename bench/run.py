@@ -75,6 +75,7 @@ import pyoxigraph  # noqa: E402
 import workload  # noqa: E402
 from provkg.named_queries import (bind_values, load_named_queries, run_named_query, select_terms,  # noqa: E402
                                   walk_steps)
+from provkg.step_index import StepIndex  # noqa: E402
 from provkg.store import LineageStore  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
@@ -250,6 +251,15 @@ class Server:
                 time.sleep(0.2)
         self.stop()
         raise RuntimeError("provkg serve did not answer within 120 s")
+
+    def wait_step_index(self, timeout: float = 1800) -> float:
+        """Seconds until ``/healthz`` says the server's step index is ready (it builds after start-up)."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if httpx.get(self.url + "/healthz", timeout=10).json().get("stepIndex") != "building":
+                return time.monotonic() - started
+            time.sleep(0.5)
+        raise RuntimeError(f"the server's step index was not ready within {timeout} s")
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -431,7 +441,15 @@ def time_queries(run: Callable[[str, dict[str, str]], int], nodes: dict[str, lis
 
 def _inprocess_child(data: str, name: str, params: list[dict[str, str]], out: str, budget: float) -> None:
     store = LineageStore(data, read_only=True)
-    result = time_queries(inprocess_runner(store), {name: params}, budget, names=(name,))
+    index = StepIndex(load_named_queries().values())
+    built = None
+    if name in index.forms:  # as the server answers it: from the step index, built from the store first
+        before = psutil.Process().memory_info().rss
+        index.build(store)
+        built = {**index.stats, "rss_added_bytes": psutil.Process().memory_info().rss - before}
+    result = time_queries(inprocess_runner(store, index), {name: params}, budget, names=(name,))
+    if built is not None:
+        result[name]["step_index"] = built
     Path(out).write_text(json.dumps(result))
 
 
@@ -460,9 +478,9 @@ def inprocess_queries(data: Path, nodes: dict[str, list[dict[str, str]]], budget
     return out
 
 
-def inprocess_runner(store: LineageStore) -> Callable[[str, dict[str, str]], int]:
+def inprocess_runner(store: LineageStore, index: StepIndex | None = None) -> Callable[[str, dict[str, str]], int]:
     named = load_named_queries()
-    return lambda name, params: len(run_named_query(store, named[name], params).rows)
+    return lambda name, params: len(run_named_query(store, named[name], params, index=index).rows)
 
 
 def http_runner(url: str, client: httpx.Client) -> Callable[[str, dict[str, str]], int]:
@@ -781,6 +799,9 @@ def run_scale(n: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     server = Server(b, "--max-body", args.max_body)
     try:
         with RssSampler(server.proc.pid) as rss:
+            # the windows measure the server as it runs once its step index is built (in the background)
+            res["server_step_index_ready_s"] = server.wait_step_index()
+            log(f"{n}: server step index ready after {res['server_step_index_ready_s']:.1f} s")
             before = server_stats(server.url)
             batch = post_batches(server.url, lines[n:n + batch_window], args.batch)
             after_batch = server_stats(server.url)
@@ -816,6 +837,13 @@ def run_scale(n: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
         shutil.rmtree(b, ignore_errors=True)
         jsonl.unlink(missing_ok=True)
     return res
+
+
+def _step_index(built: dict[str, Any] | None) -> str:
+    if not built:
+        return "— (walked)"
+    return (f"{built['buildSeconds']:.1f} / {built['nodes']:,} / {built['edges']:,} / "
+            f"{built['rss_added_bytes'] / 2 ** 20:.0f}")
 
 
 def _too_slow(inproc: dict[str, Any], budget: float) -> bool:
@@ -918,6 +946,9 @@ def markdown(doc: dict[str, Any]) -> str:
            row("disk bytes per event (data dir)", lambda s: s["disk"]["bytes_per_event"]),
            row("peak RSS `provkg ingest` MiB", lambda s: s["cli_ingest"]["peak_rss"] / 2 ** 20),
            row("peak RSS server MiB", lambda s: s["server_peak_rss"] / 2 ** 20),
+           row("step index (impact queries): build s / nodes / edges / MiB added",
+               lambda s: _step_index(s["queries_inprocess"].get("forward-impact", {}).get("step_index"))),
+           row("server: step index ready after s", lambda s: _f(s.get("server_step_index_ready_s"), 1)),
            "", "## Named-query latency, ms (p50 / p95 / p99; n start nodes)", "", head]
     def latency(r: dict[str, Any]) -> str:
         if r.get("killed_after_s"):

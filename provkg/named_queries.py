@@ -50,7 +50,7 @@ from datetime import datetime, timezone
 from functools import lru_cache, partial
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from pyoxigraph import Literal, NamedNode, QuerySolutions, Variable
 
@@ -59,6 +59,9 @@ from .resources import queries_dir
 from .graph_builder import time_literal
 from .store import LineageStore
 from .vocab import XSD
+
+if TYPE_CHECKING:  # step_index reads the walk's own code from this module
+    from .step_index import StepIndex
 
 _PARAM = re.compile(r"^#\s*@param\s+(\w+)\s+(iri|int|string|datetime|number)\s+(required|optional|default=\S*)\s*(.*)$")
 _IRI_FORBIDDEN = re.compile(r'[\x00-\x20<>"{}|^`\\]')
@@ -335,33 +338,42 @@ def bind_values(text: str, terms: dict[Variable, Any], rows: list[dict[Variable,
 
 
 def run_named_query(store: LineageStore, query: NamedQuery, raw_params: dict[str, str],
-                    cache: AnswerCache | None = None) -> QueryAnswer:
+                    cache: AnswerCache | None = None, index: StepIndex | None = None) -> QueryAnswer:
     """Run a named query with raw string parameters (validated and bound).
 
     A query that declares ``limit`` answers with one page and counts of
     everything; with a ``cache``, the whole answer is kept until the store's
     next write, so the other pages of it cost no walk (see
-    :mod:`provkg.answer_cache`). Raises :class:`QueryParameterError` for bad
-    parameters and :class:`UnknownNode` when a traversal starts from a node
-    the store does not hold."""
+    :mod:`provkg.answer_cache`). With an ``index`` that serves the query
+    (:mod:`provkg.step_index`), a ``@step`` traversal walks its edges in
+    memory instead of the store, with the same answer. Raises
+    :class:`QueryParameterError` for bad parameters and :class:`UnknownNode`
+    when a traversal starts from a node the store does not hold."""
     subs, values = query.bind(raw_params)
     if "limit" not in values:
-        return _answer(store, query, subs, values)
+        return _answer(store, query, subs, values, index)
     if cache is None:
-        return _answer(store, query, subs, values).page(values)
+        return _answer(store, query, subs, values, index).page(values)
     key = cache.key(query.name, values, store.generation)
     whole = cache.get(key)
     if whole is None:
-        whole = _answer(store, query, subs, values)
+        whole = _answer(store, query, subs, values, index)
         cache.put(key, whole)
     return whole.page(values)
 
 
-def _answer(store: LineageStore, query: NamedQuery, subs: dict[Variable, Any], values: dict[str, Any]) -> QueryAnswer:
+def _answer(store: LineageStore, query: NamedQuery, subs: dict[Variable, Any], values: dict[str, Any],
+            index: StepIndex | None = None) -> QueryAnswer:
     """The whole answer (every row) of a query with bound parameters."""
     cutoff = values.get(query.as_of) if query.as_of else None
     as_of = datetime.fromisoformat(cutoff.replace("Z", "+00:00")) if cutoff else None
     select = partial(select_terms, store)
+    if index is not None and index.serves(query.name):
+        start = values[query.traversal_from]
+        rows = index.walk(query.name, start, values.get("depth"), as_of)
+        if not rows:
+            _check_known(store, start)
+        return traversal_answer(query.name, values, rows)
     if query.step:
         names, raw_rows = walk_steps(select, query.text, subs, NamedNode(values[query.traversal_from]),
                                      values.get("depth"), as_of)
@@ -381,10 +393,15 @@ def _answer(store: LineageStore, query: NamedQuery, subs: dict[Variable, Any], v
     if query.traversal_from is None:
         return QueryAnswer(query.name, values, names, raw_rows)
     start = values[query.traversal_from]
-    if not raw_rows and not store.query(bind_values("ASK WHERE { { ?n ?p ?o } UNION { ?s ?p ?n } }",
-                                                    {Variable("n"): NamedNode(start)})):
-        raise UnknownNode(f"the store holds nothing about {start} (is the IRI percent-encoded as in the store?)")
+    if not raw_rows:
+        _check_known(store, start)
     return _traverse(query.name, values, start, names, raw_rows, values.get("depth"), as_of)
+
+
+def _check_known(store: LineageStore, start: str) -> None:
+    """Raise :class:`UnknownNode` when the store holds no triple with IRI ``start``."""
+    if not store.query(bind_values("ASK WHERE { { ?n ?p ?o } UNION { ?s ?p ?n } }", {Variable("n"): NamedNode(start)})):
+        raise UnknownNode(f"the store holds nothing about {start} (is the IRI percent-encoded as in the store?)")
 
 
 def select_terms(store: LineageStore, text: str) -> tuple[list[str], list[list[Any]]]:
@@ -437,7 +454,7 @@ def walk_steps(select: Callable[[str], tuple[list[str], list[list[Any]]]], text:
                 row = [_plain(t) for t in term_row]
                 rows.append(row)
                 to = term_row[idx["to"]]
-                if isinstance(to, NamedNode) and to not in seen and _kept(row, idx, as_of):
+                if isinstance(to, NamedNode) and to not in seen and _row_kept(row, idx, as_of):
                     seen.add(to)
                     reached.append(to)
         frontier, depth = reached, depth + 1
@@ -590,48 +607,75 @@ def _after(time: Any, cutoff: datetime) -> bool:
     return when > cutoff
 
 
-def _kept(row: list[Any], idx: dict[str, int], as_of: datetime | None) -> bool:
-    """Whether a traversal edge (a row of plain values) stands as of ``as_of``
-    (always, without it): not into a node timed later, not a derivation into a
-    generic dataset (it carries no time of its own)."""
+def _kept(relation: str, kind: str, time: Any, as_of: datetime | None) -> bool:
+    """Whether a traversal edge stands as of ``as_of`` (always, without it):
+    not into a node timed later (``time``, its ``toTime``), not a derivation
+    (``relation``) into a generic dataset (``kind``, its node's kind; such a
+    derivation carries no time of its own)."""
     if as_of is None:
         return True
     if as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=timezone.utc)
-    return not ((row[idx["toTime"]] is not None and _after(row[idx["toTime"]], as_of))
-                or (row[idx["relation"]].endswith("#hadDerivation")
-                    and kind_of(row[idx["toTypes"]]) in _GENERIC_DATASETS))
+    return not ((time is not None and _after(time, as_of))
+                or (relation.endswith("#hadDerivation") and kind in _GENERIC_DATASETS))
+
+
+def _row_kept(row: list[Any], idx: dict[str, int], as_of: datetime | None) -> bool:
+    """:func:`_kept` for a step query's row of plain values."""
+    return as_of is None or _kept(row[idx["relation"]], kind_of(row[idx["toTypes"]]), row[idx["toTime"]], as_of)
+
+
+# an edge as :func:`breadth_first` reads it: (relation, target, target's plain value,
+# its kind, label, time, whether the walk goes on from it)
+Edge = tuple[str, Any, Any, str, Any, Any, bool]
 
 
 def _traverse(name: str, values: dict[str, Any], start: str, names: list[str], raw_rows: list[list[Any]],
               max_depth: int | None, as_of: datetime | None = None) -> QueryAnswer:
-    """Breadth-first depth of every node reached from ``start`` over the edges.
-
-    With ``as_of``, lineage as it stood then: edges into nodes timed later
-    (runs started, versions generated) are dropped, and so are derivations
-    into generic datasets (they carry no time of their own); column-level
-    derivations are kept."""
+    """The traversal answer over a step query's rows: :func:`breadth_first`
+    over its edges that stand as of ``as_of`` (:func:`_kept`)."""
     idx = {n: i for i, n in enumerate(names)}
-    out_edges: dict[str, list[list[Any]]] = {}
+    out_edges: dict[str, list[Edge]] = {}
     for row in raw_rows:
-        if _kept(row, idx, as_of):
-            out_edges.setdefault(row[idx["from"]], []).append(row)
+        if _row_kept(row, idx, as_of):
+            to = row[idx["to"]]
+            out_edges.setdefault(row[idx["from"]], []).append(
+                (row[idx["relation"]], to, to, kind_of(row[idx["toTypes"]]), row[idx["toLabel"]], row[idx["toTime"]],
+                 True))
+    return traversal_answer(name, values, breadth_first(start, start, lambda node: out_edges.get(node, ()), max_depth))
+
+
+def breadth_first(start: Any, start_value: Any, edges_of: Callable[[Any], Any],
+                  max_depth: int | None) -> list[list[Any]]:
+    """Rows ``depth, from, relation, node, kind, label, time``: every edge
+    ``edges_of`` gives (:data:`Edge` tuples) from the nodes reached from
+    ``start``, breadth-first, each node's edges sorted by relation and node,
+    ``depth`` the fewest steps to the edge's node; nodes at ``max_depth`` are
+    not expanded. Node keys are whatever ``edges_of`` takes (IRIs for the
+    walk, ids for :class:`provkg.step_index.StepIndex`)."""
     depth = {start: 0}
+    value_of = {start: start_value}
     ordered: list[list[Any]] = []
     queue = deque([start])
     while queue:
         node = queue.popleft()
         if max_depth is not None and depth[node] >= max_depth:
             continue
-        for row in sorted(out_edges.get(node, []), key=lambda r: (str(r[idx["relation"]]), str(r[idx["to"]]))):
-            target = row[idx["to"]]
-            ordered.append([depth[node] + 1, node, row[idx["relation"]], target,
-                            kind_of(row[idx["toTypes"]]), row[idx["toLabel"]], row[idx["toTime"]]])
+        for relation, target, value, kind, label, time, walkable in sorted(edges_of(node),
+                                                                         key=lambda e: (str(e[0]), str(e[2]))):
+            ordered.append([depth[node] + 1, value_of[node], relation, value, kind, label, time])
             if target not in depth:
                 depth[target] = depth[node] + 1
-                queue.append(target)
-    columns = ["depth", "from", "relation", "node", "kind", "label", "time"]
-    answer = QueryAnswer(name, values, columns, ordered)
+                value_of[target] = value
+                if walkable:
+                    queue.append(target)
+    return ordered
+
+
+def traversal_answer(name: str, values: dict[str, Any], ordered: list[list[Any]]) -> QueryAnswer:
+    """A traversal's answer: its rows (:func:`breadth_first`) and a summary
+    of the distinct nodes reached, by kind."""
+    answer = QueryAnswer(name, values, ["depth", "from", "relation", "node", "kind", "label", "time"], ordered)
     kinds: dict[str, set[str]] = {}
     for row in ordered:
         kinds.setdefault(row[4], set()).add(row[3])

@@ -17,6 +17,7 @@ audit log (:mod:`provkg.audit`), written before an audited answer leaves.
 from __future__ import annotations
 
 import json
+import threading
 import time
 import zlib
 from functools import lru_cache
@@ -43,6 +44,7 @@ from .shacl import Shapes
 from .answer_cache import AnswerCache
 from .named_queries import QueryParameterError, UnknownNode, load_named_queries, run_named_query
 from .sparql_protocol import ProtocolError, request_from
+from .step_index import StepIndex
 from .validation import Fault
 
 
@@ -289,6 +291,12 @@ def create_app(ingestor: Ingestor, limits: Limits | None = None, open_access: bo
     store = ingestor.store
     named = load_named_queries()
     answers = AnswerCache()  # whole paged answers until the next write: the other pages cost no walk
+    # the impact walks' edges in memory, kept up to date by every write; built in the background,
+    # the walk of the store answers until it is ready (provkg/step_index.py)
+    steps = StepIndex(named.values())
+    store.listeners.append(steps.add)
+    threading.Thread(target=steps.build, args=(store,), name="provkg-step-index", daemon=True).start()
+    app.state.step_index = steps
 
     @lru_cache(maxsize=1)
     def shapes() -> Shapes:  # parsed on first use, not per request
@@ -411,7 +419,7 @@ def create_app(ingestor: Ingestor, limits: Limits | None = None, open_access: bo
         # Cache-Control: no-cache (RFC 9111 §5.2.1.4): the client wants an answer not taken from the cache
         cache = None if "no-cache" in request.headers.get("cache-control", "").lower() else answers
         try:
-            answer = await gate.run(lambda deadline: run_named_query(store, query, params, cache))
+            answer = await gate.run(lambda deadline: run_named_query(store, query, params, cache, steps))
         except UnknownNode as exc:
             return _problem(404, str(exc))
         except QueryParameterError as exc:
@@ -647,9 +655,9 @@ def create_app(ingestor: Ingestor, limits: Limits | None = None, open_access: bo
             return _problem(404, str(exc))
         return JSONResponse({"key": key.public()})
 
-    @app.get("/healthz", summary="Liveness")
+    @app.get("/healthz", summary="Liveness, and whether the impact queries' in-memory index is ready")
     def health() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
+        return {"status": "ok", "version": __version__, "stepIndex": steps.state()}
 
     @app.get("/", summary="What this service offers")
     def index() -> dict[str, Any]:

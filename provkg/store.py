@@ -36,7 +36,7 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from pyoxigraph import DefaultGraph, NamedNode, Quad, RdfFormat, Store, serialize
 
@@ -102,6 +102,9 @@ class LineageStore:
         self.bulk_min_quads = bulk_min_quads
         self.bulk_writes = 0  # writes through the bulk loader since this object opened the store
         self.pending_path = self.path / "graph.bulk-pending"
+        # called with each write's default-graph quads once it is made (under the write lock, so in
+        # commit order): what keeps provkg.step_index up to date; a listener must not raise
+        self.listeners: list[Callable[[list[Quad]], None]] = []
         if not read_only:
             self._undo_torn_bulk_write()
 
@@ -137,10 +140,13 @@ class LineageStore:
         with self._write_lock:
             written = [not self.store.contains_named_graph(g) for g, _ in graphs]
             batch: list[Quad] = []
+            triples: list[Quad] = []
             for i, ((_g, quads), new) in enumerate(zip(graphs, written)):
                 if new:
                     ready = merged[i] if merged is not None else None
-                    batch += quads + (ready if ready is not None else merged_quads(quads))
+                    default = ready if ready is not None else merged_quads(quads)
+                    batch += quads + default
+                    triples += default
             if not batch:
                 return written
             if len(batch) >= self.bulk_min_quads:
@@ -148,6 +154,8 @@ class LineageStore:
             else:
                 self.store.extend(batch)
                 self._written(len(batch))
+            for listener in self.listeners:
+                listener(triples)
             self.generation += 1
             return written
 

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -120,6 +121,10 @@ def test_sparql_cli_csv(store_dir):
 
 
 def test_named_queries_over_http(server):
+    deadline = time.monotonic() + 60  # the step index is built in the background; then each post updates it
+    while httpx.get(server.url + "/healthz").json()["stepIndex"] != "ready" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert httpx.get(server.url + "/healthz").json()["stepIndex"] == "ready"
     for path in sorted(AIRFLOW.glob("line_*.json")):
         assert httpx.post(server.url + "/api/v1/lineage", json=load_events(path)[0]).status_code == 201
     listing = httpx.get(server.url + "/api/v1/queries").json()
@@ -135,6 +140,10 @@ def test_named_queries_over_http(server):
     walked = httpx.get(server.url + "/api/v1/queries/forward-impact", params={"node": COPIED_CSV, "offset": "1"},
                        headers={"Cache-Control": "no-cache"})  # answered by a new walk, the same page
     assert walked.json()["rows"] == pages[1]["rows"] + r.json()["rows"][2:]
+    # the server answered from its step index, kept up to date post by post; a reader beside it walks the store
+    cli = provkg("query", "forward-impact", "--json", "-P", f"node={COPIED_CSV}", data=server.data)
+    assert cli.returncode == 0, cli.stderr
+    assert json.loads(cli.stdout)["rows"] == r.json()["rows"] and len(r.json()["rows"]) > 1
     assert httpx.get(server.url + "/api/v1/queries/forward-impact").status_code == 400
     assert httpx.get(server.url + "/api/v1/queries/no-such-query").status_code == 404
     # an IRI sent without percent-encoding its own % signs names no node: 404, not an empty answer

@@ -1,0 +1,131 @@
+"""provkg.step_index: the impact walks' edges kept in memory give the walk's
+answers, whether the index was built from the store, took writes made while
+it was building, or was kept up to date write by write."""
+
+from __future__ import annotations
+
+import pytest
+from pyoxigraph import NamedNode, Quad
+
+from conftest import SPEC
+from provkg.demo import KNOWN_ANSWERS as K, demo_events
+from provkg.ingest import Ingestor
+from provkg.iris import IriMinter
+from provkg.named_queries import load_named_queries, run_named_query
+from provkg.resources import queries_dir
+from provkg.step_index import StepIndex, step_form
+from provkg.store import LineageStore
+from provkg.subjects import SubjectVault
+from provkg.validation import EventValidator
+
+KINDS = ("provkg:Dataset", "provkg:DatasetVersion", "provkg:Column", "prov:Plan", "provkg:Model",
+         "provkg:ModelVersion", "provkg:FeatureSet")
+PREFIXES = "PREFIX prov: <http://www.w3.org/ns/prov#>\nPREFIX provkg: <https://w3id.org/provkg/ns#>\n" \
+           "PREFIX dpv: <https://w3id.org/dpv#>\n"
+
+
+def _nodes(store: LineageStore, kind: str) -> list[str]:
+    return sorted(s["n"].value for s in store.query(f"{PREFIXES}SELECT DISTINCT ?n WHERE {{ ?n a {kind} }}")
+                  if isinstance(s["n"], NamedNode))
+
+
+def _cases(store: LineageStore) -> list[tuple[str, dict[str, str]]]:
+    """Every start node of the demo's lineage kinds, and every data subject;
+    some with a depth bound and as of a date, for forward-impact."""
+    starts = [n for kind in KINDS for n in _nodes(store, kind)]
+    cases = [("forward-impact", {"node": n}) for n in starts]
+    cases += [("forward-impact", {"node": n, "depth": "2"}) for n in starts[::3]]
+    cases += [("forward-impact", {"node": n, "asOf": K["q2_forward_impact"]["as_of"]}) for n in starts]
+    cases += [("erasure-impact", {"subject": n}) for n in _nodes(store, "dpv:DataSubject")]
+    cases += [("erasure-impact", {"subject": n, "depth": "3"}) for n in _nodes(store, "dpv:DataSubject")]
+    return cases
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory):
+    """The demo's events into a store: 20 before the index exists (it is
+    built from the store), 5 while it waits to be built (writes it takes
+    after the scan), the rest one write at a time after it is ready."""
+    events = demo_events()
+    store = LineageStore(tmp_path_factory.mktemp("steps") / "store")
+    ingestor = Ingestor(store, EventValidator(SPEC), IriMinter(), vault=SubjectVault(store.path / "subjects"))
+    index = StepIndex(load_named_queries().values())
+    assert index.state() == "building" and sorted(index.forms) == ["erasure-impact", "forward-impact"]
+    for i, event in enumerate(events):
+        if i == 20:
+            store.listeners.append(index.add)
+        if i == 25:
+            index.build(store)
+            assert index.state() == "ready"
+        assert ingestor.ingest(event).status == "accepted"
+    return store, index
+
+
+def test_the_index_answers_as_the_walk(indexed):
+    store, index = indexed
+    fresh = StepIndex(load_named_queries().values())
+    fresh.build(store)
+    assert fresh.stats["nodes"] == len(index._values) and fresh.stats["edges"] > 100
+    named = load_named_queries()
+    cases = _cases(store)
+    assert len(cases) > 100
+    reached = 0
+    for name, params in cases:
+        params = {**params, "limit": "100000"}
+        walked = run_named_query(store, named[name], params)
+        for kept in (index, fresh):
+            answer = run_named_query(store, named[name], params, index=kept)
+            assert (answer.rows, answer.summary, answer.total) == (walked.rows, walked.summary, walked.total), \
+                (name, params)
+        reached += bool(walked.rows)
+    assert reached > len(cases) // 2  # most start nodes have a downstream: the comparison is not of empty answers
+
+
+def test_an_unknown_start_node_is_refused_as_by_the_walk(indexed):
+    from provkg.named_queries import UnknownNode
+
+    store, index = indexed
+    with pytest.raises(UnknownNode):
+        run_named_query(store, load_named_queries()["forward-impact"], {"node": "urn:provkg:dataset/nowhere"},
+                        index=index)
+
+
+def test_a_node_typed_as_a_measurement_in_an_earlier_write_is_left_out(tmp_path):
+    """FILTER NOT EXISTS { ?to a dqv:QualityMeasurement } holds across writes:
+    of each of 12 demo events, the quality measurements' rdf:type in one
+    write and everything else in another, before or after it."""
+    demo = LineageStore(tmp_path / "demo")
+    ingestor = Ingestor(demo, EventValidator(SPEC), IriMinter())
+    for event in demo_events()[:12]:
+        assert ingestor.ingest(event).status == "accepted"
+    store = LineageStore(tmp_path / "split")
+    index = StepIndex(load_named_queries().values())
+    store.listeners.append(index.add)
+    index.build(store)
+    measurement = NamedNode("http://www.w3.org/ns/dqv#QualityMeasurement")
+    for i, graph in enumerate(demo.event_graphs()):
+        quads = list(demo.store.quads_for_pattern(None, None, None, graph))
+        types = NamedNode(graph.value + "#types")
+        typing = [Quad(q.subject, q.predicate, q.object, types) for q in quads if q.object == measurement]
+        writes = [[(types, typing)], [(graph, [q for q in quads if q.object != measurement])]]
+        for write in writes if i % 2 else writes[::-1]:  # the types first, or the edges first
+            store.add_graphs(write)
+    assert any(True for _ in store.store.quads_for_pattern(None, None, measurement, None))
+    query = load_named_queries()["forward-impact"]
+    sources = _nodes(store, "provkg:Dataset")
+    assert sources
+    for node in sources:
+        params = {"node": node, "limit": "100000"}
+        walked = run_named_query(store, query, params)
+        assert run_named_query(store, query, params, index=index).rows == walked.rows
+
+
+def test_only_queries_of_the_indexed_form_are_indexed():
+    named = load_named_queries()
+    assert step_form(named["forward-impact"].text).excluded == "http://www.w3.org/ns/dqv#QualityMeasurement"
+    # bias-attribution's reach step answers ?from ?to ?target: not the form
+    assert step_form((queries_dir() / "steps" / "downstream-model-versions.rq").read_text("utf-8")) is None
+    # one more condition in the step query: the index would not know it
+    text = named["forward-impact"].text.replace("GROUP BY", "FILTER(?to != ?from)\n}\nGROUP BY", 1)
+    text = text.replace("OPTIONAL { ?to a ?type }\n}", "OPTIONAL { ?to a ?type }", 1)
+    assert step_form(text) is None
