@@ -34,6 +34,7 @@ in docs/benchmark.md.
 from __future__ import annotations
 
 import logging
+from array import array
 import threading
 import time
 from dataclasses import dataclass
@@ -286,8 +287,10 @@ class StepIndex:
                     continue  # the walk binds only IRIs as ?from; FILTER NOT EXISTS leaves excluded nodes out
                 edge = self._node(target, read_new) * self._codes + code
                 origin_id = self._node(origin, read_new)
-                out = table.setdefault(origin_id, [])
-                if isinstance(out, list):
+                out = table.get(origin_id)
+                if out is None:
+                    table[origin_id] = array("q", (edge,))  # 8 bytes an edge, not a Python int's 32
+                elif isinstance(out, array):
                     if edge not in out:
                         out.append(edge)
                         if len(out) > 16:  # a source used by thousands of runs: O(1) duplicate checks
