@@ -34,11 +34,13 @@ in docs/benchmark.md.
 from __future__ import annotations
 
 import logging
+import multiprocessing as mp
 from array import array
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Iterable
 
 from pyoxigraph import DefaultGraph, Literal, NamedNode, Quad
@@ -142,6 +144,44 @@ for _rank, (_iri, _name) in enumerate(_KINDS):
 _KIND_NAME = ["Entity"] + [name for _, name in _KINDS]
 
 
+# a store whose files hold this much or more is scanned by a child process (StepIndex.build)
+APART_FROM_BYTES = 64 * 2 ** 20
+# what a scan finds, as a child process sends it back
+_STATE = ("_ids", "_values", "_walkable", "_kind", "_out", "_labels", "_node_times", "_edges")
+
+
+def _scan_apart(queries: list[NamedQuery], path: Path) -> tuple[Any, ...]:
+    """:meth:`StepIndex._scan` of the store at ``path`` in a child process
+    (spawned; daemonic, so it ends with the server). Output: the scanned
+    state (``_STATE``). Raises ``RuntimeError`` when the child fails."""
+    ctx = mp.get_context("spawn")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_scan_child, args=(queries, str(path), send), daemon=True,
+                        name="provkg-step-index-scan")
+    child.start()
+    send.close()
+    try:
+        state = receive.recv()
+    except EOFError:
+        raise RuntimeError(f"the step index's scan process ended with code {child.exitcode}") from None
+    finally:
+        child.join()
+    if isinstance(state, str):
+        raise RuntimeError(state)
+    return state
+
+
+def _scan_child(queries: list[NamedQuery], path: str, send: Any) -> None:
+    try:
+        index = StepIndex(queries)
+        index._scan(LineageStore(path, read_only=True))
+        send.send(tuple(getattr(index, name) for name in _STATE))
+    except Exception as exc:  # sent back to be logged by the server
+        send.send(f"the step index's scan failed: {type(exc).__name__}: {exc}")
+    finally:
+        send.close()
+
+
 class StepIndex:
     """The edges of the indexed ``@step`` queries, in memory.
 
@@ -151,6 +191,7 @@ class StepIndex:
     take one lock; :meth:`build` reads the store without it."""
 
     def __init__(self, queries: Iterable[NamedQuery]):
+        queries = list(queries)
         self.forms: dict[str, StepForm] = {}
         for q in queries:
             form = step_form(q.text) if q.step else None
@@ -159,11 +200,10 @@ class StepIndex:
         first = next(iter(self.forms.values()), None)
         self._excluded, self._label, self._times = first.node_facts() if first else ("", "", ())
         self._relations = {name: [r for _, _, r in f.branches] for name, f in self.forms.items()}
+        self._queries = [q for q in queries if q.name in self.forms]
         self._by_predicate: dict[str, list[tuple[dict[int, Any], bool, int]]] = {}
         self._edges: dict[str, dict[int, Any]] = {name: {} for name in self.forms}
-        for name, form in self.forms.items():
-            for code, (predicate, subject_is_to, _) in enumerate(form.branches):
-                self._by_predicate.setdefault(predicate, []).append((self._edges[name], subject_is_to, code))
+        self._wire()
         self._codes = max((len(f.branches) for f in self.forms.values()), default=1)
         self._ids: dict[str, int] = {}
         self._values: list[Any] = []  # a node's plain value (as the walk's rows show it)
@@ -193,38 +233,68 @@ class StepIndex:
         """Block until :meth:`build` has finished (or ``timeout`` seconds); True if ready."""
         return self._ready.wait(timeout)
 
-    def build(self, store: LineageStore) -> None:
+    def build(self, store: LineageStore, apart: bool | None = None) -> None:
         """Read the edges the indexed queries follow from the store's default
         graph (one scan per branch predicate; none into a node of the
-        excluded class), then the kind, label and time of their ends, then
-        the writes made meanwhile. Errors are logged and leave the index unused."""
+        excluded class) and the kind, label and time of their ends, then
+        take in the writes made meanwhile. Errors are logged and leave the
+        index unused.
+
+        ``apart``: scan in a child process of its own, which opens the store
+        read-only and sends back what it found. Scanning the whole store
+        leaves its reads in the scanning process's memory (164 MB at
+        100,000 benchmark events with nothing kept; docs/benchmark.md), so
+        the server should not scan it itself. None (the default): apart
+        when the store's files hold ``APART_FROM_BYTES`` or more, where
+        starting a process (~1.5 s) is worth it. At 100,000 benchmark
+        events the build takes ~22 s, and ~120 MB of Python objects stay."""
         started = time.monotonic()
         self._store = store
         try:
-            default = DefaultGraph()
-            scan = store.store.quads_for_pattern
-            excluded = {_key(q.subject) for q in scan(None, A, NamedNode(self._excluded), default)}
-            for predicate in self._by_predicate:
-                self._add_edges(scan(None, NamedNode(predicate), None, default), excluded)
-            for key in excluded:  # ends of edges the store has from them, say (never walked into)
-                if key in self._ids:
-                    self._out[self._ids[key]] = 1
-            del excluded
-            facts = [(A, NamedNode(c)) for c in _KIND_RANK] + [(NamedNode(p), None) for p in (self._label, *self._times)]
-            for predicate, obj in facts:
-                self._add_facts(scan(None, predicate, obj, default), known_only=True)
+            if apart is None:
+                apart = sum(f.stat().st_size for f in store.graph_dir.iterdir() if f.is_file()) >= APART_FROM_BYTES
+            if apart:
+                self._set_state(_scan_apart(self._queries, store.path))
+            else:
+                self._scan(store)
             with self._lock:
                 for quads in self._pending or ():
                     self._take(quads)
                 self._pending = None
                 edges = sum(len(out) for table in self._edges.values() for out in table.values())
                 self.stats = {"queries": sorted(self.forms), "nodes": len(self._values), "edges": edges,
-                              "buildSeconds": round(time.monotonic() - started, 3)}
+                              "buildSeconds": round(time.monotonic() - started, 3), "apart": apart}
                 self._ready.set()
             log.info("step index ready: %s", self.stats)
         except Exception:  # the walk still answers; the store is not touched
             log.exception("the step index could not be built; impact queries walk the store")
             self._give_up()
+
+    def _scan(self, store: LineageStore) -> None:
+        default = DefaultGraph()
+        scan = store.store.quads_for_pattern
+        excluded = {_key(q.subject) for q in scan(None, A, NamedNode(self._excluded), default)}
+        for predicate in self._by_predicate:
+            self._add_edges(scan(None, NamedNode(predicate), None, default), excluded)
+        for key in excluded:  # ends of edges the store has from them, say (never walked into)
+            if key in self._ids:
+                self._out[self._ids[key]] = 1
+        del excluded
+        facts = [(A, NamedNode(c)) for c in _KIND_RANK] + [(NamedNode(p), None) for p in (self._label, *self._times)]
+        for predicate, obj in facts:
+            self._add_facts(scan(None, predicate, obj, default), known_only=True)
+
+    def _set_state(self, state: tuple[Any, ...]) -> None:
+        for name, value in zip(_STATE, state):
+            setattr(self, name, value)
+        self._wire()
+
+    def _wire(self) -> None:
+        """Which edge tables each predicate's triples go to (the tables are ``_edges``')."""
+        self._by_predicate = {}
+        for name, form in self.forms.items():
+            for code, (predicate, subject_is_to, _) in enumerate(form.branches):
+                self._by_predicate.setdefault(predicate, []).append((self._edges[name], subject_is_to, code))
 
     def _give_up(self) -> None:
         with self._lock:
