@@ -135,8 +135,9 @@ class LineageStore:
         default graph: in one transaction, or, from ``bulk_min_quads`` quads
         on, with the bulk loader (see the module text). ``merged``: per graph,
         its triples already as default-graph quads, or None (made here).
-        Output: per graph, True if written, False if it already existed.
-        Raises ``OSError`` on a storage error."""
+        Once the write is made, each of :attr:`listeners` is called with its
+        default-graph quads. Output: per graph, True if written, False if it
+        already existed. Raises ``OSError`` on a storage error."""
         with self._write_lock:
             written = [not self.store.contains_named_graph(g) for g, _ in graphs]
             batch: list[Quad] = []
