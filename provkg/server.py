@@ -296,7 +296,6 @@ def create_app(ingestor: Ingestor, limits: Limits | None = None, open_access: bo
     steps = StepIndex(named.values())
     store.listeners.append(steps.add)
     threading.Thread(target=steps.build, args=(store,), name="provkg-step-index", daemon=True).start()
-    app.state.step_index = steps
 
     @lru_cache(maxsize=1)
     def shapes() -> Shapes:  # parsed on first use, not per request

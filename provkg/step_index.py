@@ -125,14 +125,14 @@ def step_form(text: str) -> StepForm | None:
         if len(inner) == 1 and inner[0][0] == _TO and str(inner[0][1]) == A.value and isinstance(inner[0][2], URIRef):
             excluded = str(inner[0][2])
     label, times, types = optional.get(Variable("label")), optional.get(Variable("time")), optional.get(Variable("type"))
-    if isinstance(times, URIRef):
-        times = AlternativePath(times, times)
+    # the time: one predicate, or alternatives (a|b)
+    time_predicates = [times] if isinstance(times, URIRef) else times.args if isinstance(times, AlternativePath) else []
     if (excluded is None or set(optional) != {Variable("label"), Variable("time"), Variable("type")}
-            or not isinstance(label, URIRef) or not isinstance(times, AlternativePath)
-            or not all(isinstance(t, URIRef) for t in times.args) or str(types) != A.value
+            or not isinstance(label, URIRef) or not time_predicates
+            or not all(isinstance(t, URIRef) for t in time_predicates) or str(types) != A.value
             or len([n for n in nodes if n.name == "BGP"]) != len(branches) + 3):
         return None
-    return StepForm(tuple(branches), excluded, str(label), tuple(dict.fromkeys(str(t) for t in times.args)))
+    return StepForm(tuple(branches), excluded, str(label), tuple(dict.fromkeys(str(t) for t in time_predicates)))
 
 
 def _key(term: Any) -> str:
@@ -231,10 +231,6 @@ class StepIndex:
             return "ready"
         return "off" if self._broken or not self.forms else "building"
 
-    def wait_ready(self, timeout: float | None = None) -> bool:
-        """Block until :meth:`build` has finished (or ``timeout`` seconds); True if ready."""
-        return self._ready.wait(timeout)
-
     def build(self, store: LineageStore, apart: bool | None = None) -> None:
         """Read the edges the indexed queries follow from the store's default
         graph (one scan per branch predicate; none into a node of the
@@ -328,11 +324,16 @@ class StepIndex:
         self._add_facts((q for q in quads if q.predicate.value == a), known_only=True)
         # labels and times as the store gives them back: it keeps a date-time's value, not its text
         # ("...00.000Z" is read as "...00Z"), and the walk shows what it reads
-        scan, default = self._store.store.quads_for_pattern, DefaultGraph()
         for subject, predicate in {(q.subject, q.predicate) for q in quads
                                    if q.predicate.value in valued and _key(q.subject) in self._ids}:
-            self._add_facts(scan(subject, predicate, None, default), known_only=True)
+            self._read_facts(subject, (predicate,))
         self._add_edges(quads, excluded, read_new=True)
+
+    def _read_facts(self, subject: Any, predicates: Iterable[NamedNode]) -> None:
+        """Take in a node's facts of these predicates as the store holds them."""
+        scan, default = self._store.store.quads_for_pattern, DefaultGraph()
+        for predicate in predicates:
+            self._add_facts(scan(subject, predicate, None, default), known_only=False)
 
     def _node(self, term: Any, read_new: bool = False) -> int:
         key = _key(term)
@@ -346,9 +347,7 @@ class StepIndex:
             self._labels.append(None)
             self._node_times.append(None)
             if read_new and not isinstance(term, Literal):
-                scan, default = self._store.store.quads_for_pattern, DefaultGraph()
-                for predicate in (A, *(NamedNode(p) for p in (self._label, *self._times))):
-                    self._add_facts(scan(term, predicate, None, default), known_only=False)
+                self._read_facts(term, (A, *(NamedNode(p) for p in (self._label, *self._times))))
         return node
 
     def _add_edges(self, quads: Iterable[Quad], excluded: set[str], read_new: bool = False) -> None:
