@@ -48,6 +48,7 @@ import re
 from collections import deque
 from datetime import datetime, timezone
 from functools import lru_cache, partial
+from operator import itemgetter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -55,6 +56,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from pyoxigraph import Literal, NamedNode, QuerySolutions, Variable
 
 from .answer_cache import AnswerCache
+from .collector import collector_paused
 from .resources import queries_dir
 from .graph_builder import time_literal
 from .store import LineageStore
@@ -370,10 +372,12 @@ def _answer(store: LineageStore, query: NamedQuery, subs: dict[Variable, Any], v
     select = partial(select_terms, store)
     if index is not None and index.serves(query.name):
         start = values[query.traversal_from]
-        rows = index.walk(query.name, start, values.get("depth"), as_of)
+        with collector_paused():  # up to ~10^5 rows at once: see provkg.collector
+            rows = index.walk(query.name, start, values.get("depth"), as_of)
+            answer = traversal_answer(query.name, values, rows)
         if not rows:
             _check_known(store, start)
-        return traversal_answer(query.name, values, rows)
+        return answer
     if query.step:
         names, raw_rows = walk_steps(select, query.text, subs, NamedNode(values[query.traversal_from]),
                                      values.get("depth"), as_of)
@@ -625,9 +629,11 @@ def _row_kept(row: list[Any], idx: dict[str, int], as_of: datetime | None) -> bo
     return as_of is None or _kept(row[idx["relation"]], kind_of(row[idx["toTypes"]]), row[idx["toTime"]], as_of)
 
 
-# an edge as :func:`breadth_first` reads it: (relation, target, target's plain value,
-# its kind, label, time, whether the walk goes on from it)
+# an edge as :func:`breadth_first` reads it: (relation, target's plain value, target,
+# its kind, label, time, whether the walk goes on from it); relation and value first,
+# as each node's edges are ordered by them
 Edge = tuple[str, Any, Any, str, Any, Any, bool]
+_EDGE_ORDER = itemgetter(0, 1)
 
 
 def _traverse(name: str, values: dict[str, Any], start: str, names: list[str], raw_rows: list[list[Any]],
@@ -656,16 +662,18 @@ def breadth_first(start: Any, start_value: Any, edges_of: Callable[[Any], Any],
     depth = {start: 0}
     value_of = {start: start_value}
     ordered: list[list[Any]] = []
+    append = ordered.append  # up to ~10^5 rows from one source: the loop is the cost
     queue = deque([start])
     while queue:
         node = queue.popleft()
-        if max_depth is not None and depth[node] >= max_depth:
+        node_depth = depth[node]
+        if max_depth is not None and node_depth >= max_depth:
             continue
-        for relation, target, value, kind, label, time, walkable in sorted(edges_of(node),
-                                                                         key=lambda e: (str(e[0]), str(e[2]))):
-            ordered.append([depth[node] + 1, value_of[node], relation, value, kind, label, time])
+        here, next_depth = value_of[node], node_depth + 1
+        for relation, value, target, kind, label, time, walkable in sorted(edges_of(node), key=_EDGE_ORDER):
+            append([next_depth, here, relation, value, kind, label, time])
             if target not in depth:
-                depth[target] = depth[node] + 1
+                depth[target] = next_depth
                 value_of[target] = value
                 if walkable:
                     queue.append(target)

@@ -409,7 +409,7 @@ class StepIndex:
                     continue
                 relation, kind, when = relations[code], _KIND_NAME[kinds[target]], times[target]
                 if as_of is None or _kept(relation, kind, when, as_of):
-                    found.append((relation, target, values[target], kind, labels[target], when,
+                    found.append((relation, values[target], target, kind, labels[target], when,
                                   bool(walkable[target])))
             return found
 

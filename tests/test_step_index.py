@@ -132,3 +132,30 @@ def test_only_queries_of_the_indexed_form_are_indexed():
     text = named["forward-impact"].text.replace("GROUP BY", "FILTER(?to != ?from)\n}\nGROUP BY", 1)
     text = text.replace("OPTIONAL { ?to a ?type }\n}", "OPTIONAL { ?to a ?type }", 1)
     assert step_form(text) is None
+
+
+def test_the_collector_pause_nests_and_restores_what_it_found():
+    """provkg.collector: overlapping pauses keep the cyclic collector off
+    until the last ends, an exception ends a pause, and a collector that was
+    already off stays off."""
+    import gc
+
+    from provkg.collector import collector_paused
+
+    was = gc.isenabled()
+    try:
+        gc.enable()
+        with collector_paused():
+            with collector_paused():
+                assert not gc.isenabled()
+            assert not gc.isenabled()
+        assert gc.isenabled()
+        with pytest.raises(RuntimeError), collector_paused():
+            raise RuntimeError("ends the pause")
+        assert gc.isenabled()
+        gc.disable()
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()
