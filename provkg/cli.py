@@ -23,6 +23,7 @@ from rich.table import Table
 from .config import (ENV_AUTH, ENV_BASE_IRI, ENV_DATA, ENV_HOST, ENV_MAX_BATCH, ENV_MAX_BODY, ENV_MAX_QUERIES,
                      ENV_MAX_RESULT_BYTES, ENV_MAX_ROWS, ENV_PORT, ENV_QUERY_TIMEOUT, ENV_RATE_BURST, ENV_RATE_LIMIT,
                      ENV_SHACL_MODE, ENV_SHACL_WORKERS)
+from .collector import freeze_long_lived
 from .exporting import EXPORT_FORMATS, ExportError, export_graph
 from .ingest import SHACL_MODES, Ingestor, IngestResult, event_files, read_events
 from .iris import DEFAULT_BASE, IriMinter
@@ -90,8 +91,10 @@ def _ingestor(store: LineageStore, spec: Optional[Path], base_iri: str, shacl_mo
         vault = SubjectVault(store.path / "subjects")
     except (OSError, sqlite3.Error) as exc:
         raise _fail(f"cannot open the subject key store in {store.path / 'subjects'}: {exc}")
-    return Ingestor(store, _validator(spec), _minter(base_iri), shapes, shacl_mode,
-                    Quarantine(store.path / "quarantine"), log, vault)
+    ingestor = Ingestor(store, _validator(spec), _minter(base_iri), shapes, shacl_mode,
+                        Quarantine(store.path / "quarantine"), log, vault)
+    freeze_long_lived()  # the validators and shapes live as long as the process: see provkg.collector
+    return ingestor
 
 
 def _compact_after_bulk(store: LineageStore) -> None:
@@ -197,8 +200,9 @@ def serve(
     else:
         out.print("authentication: off (no API key yet; `provkg keys create --role admin --name NAME` turns it on)")
     out.print(_try_this(url, store, demo, auth_on, ingestor), markup=False, highlight=False, soft_wrap=True)
-    uvicorn.run(create_app(ingestor, limits=limits, open_access=open_access, keys=keys), host=host, port=port,
-                log_level="warning")
+    application = create_app(ingestor, limits=limits, open_access=open_access, keys=keys)
+    freeze_long_lived()
+    uvicorn.run(application, host=host, port=port, log_level="warning")
 
 
 def _try_this(url: str, store: LineageStore, demo: bool, auth_on: bool = False,

@@ -41,3 +41,17 @@ def collector_paused() -> Iterator[None]:
             _active -= 1
             if _active == 0 and _resume:
                 gc.enable()
+
+
+def freeze_long_lived() -> int:
+    """Move every object alive now into the collector's permanent generation
+    (:func:`gc.freeze`), so later collections of the oldest generation scan
+    only what was made since. For a process's lifelong state (imported
+    modules, the OpenLineage schemas' validators, the shapes), called once it
+    is made. Without it, ``provkg ingest`` of 2,000 benchmark events spent
+    3.2 s of 37.8 s of CPU in 20 full collections of ~200,000 objects; with
+    it, 1.4 s. Objects frozen are still freed when their last reference goes;
+    only cyclic garbage alive at the call would stay (no collection is run
+    first: it would cost ~0.1 s a process). Output: how many objects are frozen."""
+    gc.freeze()
+    return gc.get_freeze_count()
