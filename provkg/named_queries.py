@@ -51,7 +51,7 @@ from functools import lru_cache, partial
 from operator import itemgetter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from pyoxigraph import Literal, NamedNode, QuerySolutions, Variable
 
@@ -253,13 +253,14 @@ def _load(folder: Path) -> dict[str, NamedQuery]:
 
 @dataclass
 class QueryAnswer:
-    """A named query's answer: ``columns`` and ``rows`` (lists of plain values,
-    IRIs and literals as strings, numbers as numbers), with the parameters used."""
+    """A named query's answer: ``columns`` and ``rows`` (sequences of plain values,
+    IRIs and literals as strings, numbers as numbers; a traversal's rows are
+    tuples), with the parameters used."""
 
     query: str
     parameters: dict[str, Any]
     columns: list[str]
-    rows: list[list[Any]] = field(default_factory=list)
+    rows: Sequence[Sequence[Any]] = field(default_factory=list)
     summary: dict[str, int] | None = None  # traversals: distinct nodes reached, by kind
     total: int | None = None  # paged answers: rows in all pages (``rows`` is one page)
 
@@ -652,8 +653,8 @@ def _traverse(name: str, values: dict[str, Any], start: str, names: list[str], r
 
 
 def breadth_first(start: Any, start_value: Any, edges_of: Callable[[Any], Any],
-                  max_depth: int | None) -> list[list[Any]]:
-    """Rows ``depth, from, relation, node, kind, label, time``: every edge
+                  max_depth: int | None) -> list[tuple[Any, ...]]:
+    """Rows (tuples) ``depth, from, relation, node, kind, label, time``: every edge
     ``edges_of`` gives (:data:`Edge` tuples) from the nodes reached from
     ``start``, breadth-first, each node's edges sorted by relation and node,
     ``depth`` the fewest steps to the edge's node; nodes at ``max_depth`` are
@@ -661,7 +662,10 @@ def breadth_first(start: Any, start_value: Any, edges_of: Callable[[Any], Any],
     walk, ids for :class:`provkg.step_index.StepIndex`)."""
     depth = {start: 0}
     value_of = {start: start_value}
-    ordered: list[list[Any]] = []
+    # tuples, not lists: a tuple of strings and numbers leaves the collector's
+    # care at its first collection, so the server's cached answers (up to 50,000
+    # rows) are not scanned again by every later full collection
+    ordered: list[tuple[Any, ...]] = []
     append = ordered.append  # up to ~10^5 rows from one source: the loop is the cost
     queue = deque([start])
     while queue:
@@ -671,7 +675,7 @@ def breadth_first(start: Any, start_value: Any, edges_of: Callable[[Any], Any],
             continue
         here, next_depth = value_of[node], node_depth + 1
         for relation, value, target, kind, label, time, walkable in sorted(edges_of(node), key=_EDGE_ORDER):
-            append([next_depth, here, relation, value, kind, label, time])
+            append((next_depth, here, relation, value, kind, label, time))
             if target not in depth:
                 depth[target] = next_depth
                 value_of[target] = value
@@ -680,7 +684,7 @@ def breadth_first(start: Any, start_value: Any, edges_of: Callable[[Any], Any],
     return ordered
 
 
-def traversal_answer(name: str, values: dict[str, Any], ordered: list[list[Any]]) -> QueryAnswer:
+def traversal_answer(name: str, values: dict[str, Any], ordered: list[tuple[Any, ...]]) -> QueryAnswer:
     """A traversal's answer: its rows (:func:`breadth_first`) and a summary
     of the distinct nodes reached, by kind."""
     answer = QueryAnswer(name, values, ["depth", "from", "relation", "node", "kind", "label", "time"], ordered)

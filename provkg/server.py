@@ -42,6 +42,7 @@ from .ingest import Ingestor, IngestResult, MalformedJSON, decode_json
 from .quarantine import UnknownEntry
 from .shacl import Shapes
 from .answer_cache import AnswerCache
+from .collector import freeze_long_lived
 from .named_queries import QueryParameterError, UnknownNode, load_named_queries, run_named_query
 from .sparql_protocol import ProtocolError, request_from
 from .step_index import StepIndex
@@ -295,7 +296,12 @@ def create_app(ingestor: Ingestor, limits: Limits | None = None, open_access: bo
     # the walk of the store answers until it is ready (provkg/step_index.py)
     steps = StepIndex(named.values())
     store.listeners.append(steps.add)
-    threading.Thread(target=steps.build, args=(store,), name="provkg-step-index", daemon=True).start()
+
+    def build_steps() -> None:
+        steps.build(store)
+        freeze_long_lived()  # the index lives as long as the server (provkg/collector.py)
+
+    threading.Thread(target=build_steps, name="provkg-step-index", daemon=True).start()
 
     @lru_cache(maxsize=1)
     def shapes() -> Shapes:  # parsed on first use, not per request

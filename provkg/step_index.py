@@ -391,7 +391,7 @@ class StepIndex:
                 if column[node] is None or str(value) < str(column[node]):
                     column[node] = value
 
-    def walk(self, query: str, start: str, max_depth: int | None, as_of: datetime | None) -> list[list[Any]]:
+    def walk(self, query: str, start: str, max_depth: int | None, as_of: datetime | None) -> list[tuple[Any, ...]]:
         """The rows of ``query``'s traversal from IRI ``start``
         (:func:`provkg.named_queries.breadth_first`): the edges the step query
         would give, those :func:`provkg.named_queries._kept` drops as of
