@@ -75,6 +75,7 @@ import pyoxigraph  # noqa: E402
 import workload  # noqa: E402
 from provkg.named_queries import (bind_values, load_named_queries, run_named_query, select_terms,  # noqa: E402
                                   walk_steps)
+from provkg.collector import freeze_long_lived  # noqa: E402
 from provkg.step_index import StepIndex  # noqa: E402
 from provkg.store import LineageStore  # noqa: E402
 
@@ -447,6 +448,7 @@ def _inprocess_child(data: str, name: str, params: list[dict[str, str]], out: st
         before = psutil.Process().memory_info().rss
         index.build(store)
         built = {**index.stats, "rss_added_bytes": psutil.Process().memory_info().rss - before}
+    freeze_long_lived()  # as `provkg serve` does once it is started and its index built (provkg/collector.py)
     result = time_queries(inprocess_runner(store, index), {name: params}, budget, names=(name,))
     if built is not None:
         result[name]["step_index"] = built
