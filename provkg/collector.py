@@ -1,12 +1,14 @@
-"""Pausing Python's cyclic garbage collector around allocation-heavy work.
+"""Python's cyclic garbage collector around provkg's allocation-heavy work.
 
-A traversal from a large source builds ~10^5 row lists in one go (59k rows
-from one source of the 100k benchmark store), none of them in a reference
-cycle. With the collector on, those allocations set off collections of the
-older generations, which scan every tracked object in the process — in the
-server that includes the cached answers' rows — so the same walk took 90 ms
-one time and 210 ms the next. Reference counting still frees everything the
-block drops; only the search for cycles waits until the block ends.
+A traversal from a large source builds ~10^5 rows in one go (59k from one
+source of the 100k benchmark store), none of them in a reference cycle. With
+the collector on, those allocations set off collections of the older
+generations, which scan every tracked object in the process, so the same
+walk took 91 ms one time and 210 ms the next. :func:`collector_paused` keeps
+the collector off for such a block: reference counting still frees
+everything the block drops; only the search for cycles waits until it ends.
+:func:`freeze_long_lived` takes what a process keeps for good (modules,
+validators, shapes, the step index) out of every later collection.
 """
 
 from __future__ import annotations
