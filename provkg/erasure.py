@@ -20,12 +20,15 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .ingest import Ingestor, IngestResult
 from .named_queries import QueryAnswer, UnknownNode, load_named_queries, run_named_query
 from .subjects import Tombstone, UnknownSubject
+
+if TYPE_CHECKING:
+    from .step_index import StepIndex
 
 PRODUCER = f"https://w3id.org/provkg/{__version__}"
 SCHEMA_URL = "https://w3id.org/provkg/spec/facets/1-0-0/ErasureRequestRunFacet.json"
@@ -84,7 +87,8 @@ def request_event(subject: str, requested_by: str, article: str, findings: dict[
     }
 
 
-def _answer(ingestor: Ingestor, subject_iri: str | None) -> tuple[QueryAnswer, QueryAnswer, dict[str, int]]:
+def _answer(ingestor: Ingestor, subject_iri: str | None,
+            index: StepIndex | None = None) -> tuple[QueryAnswer, QueryAnswer, dict[str, int]]:
     named = load_named_queries()
     impact = QueryAnswer("erasure-impact", {"subject": subject_iri}, [], [], summary={})
     violations = QueryAnswer("consent-violations", {"subject": subject_iri}, [], [])
@@ -92,7 +96,7 @@ def _answer(ingestor: Ingestor, subject_iri: str | None) -> tuple[QueryAnswer, Q
         try:
             # every row, not a page: the findings and the record name all of them
             impact = run_named_query(ingestor.store, named["erasure-impact"],
-                                     {"subject": subject_iri, "limit": str(2 ** 31)})
+                                     {"subject": subject_iri, "limit": str(2 ** 31)}, index=index)
         except UnknownNode:  # nothing holds their data: the request is still recorded, with no findings
             pass
         violations = run_named_query(ingestor.store, named["consent-violations"], {"subject": subject_iri})
@@ -113,15 +117,16 @@ def subject_iri(ingestor: Ingestor, subject: str) -> str | None:
 
 def handle_erasure_request(ingestor: Ingestor, subject: str, requested_by: str, article: str = "A17",
                            action: str = "impact identified; erasure pending",
-                           received_at: datetime | None = None) -> ErasureOutcome:
+                           received_at: datetime | None = None, index: StepIndex | None = None) -> ErasureOutcome:
     """Answer a request for one data subject (by identifier) and record it as provenance.
 
-    Raises :class:`provkg.named_queries.QueryParameterError` for a subject id
+    ``index``: the server's step index; the erasure impact is walked from it
+    when it is ready (the same answer as the walk of the store). Raises :class:`provkg.named_queries.QueryParameterError` for a subject id
     that gives no valid IRI, ``ValueError`` for an unknown article."""
     if article not in ("A17", "A7-3"):
         raise ValueError(f"article must be A17 (erasure) or A7-3 (consent withdrawal), not {article!r}")
     iri = subject_iri(ingestor, subject)
-    impact, violations, findings = _answer(ingestor, iri)
+    impact, violations, findings = _answer(ingestor, iri, index)
     event = request_event(subject, requested_by, article, findings, action,
                           received_at or datetime.now(timezone.utc))
     recorded = ingestor.ingest(event)
@@ -129,14 +134,14 @@ def handle_erasure_request(ingestor: Ingestor, subject: str, requested_by: str, 
 
 
 def execute_erasure(ingestor: Ingestor, subject: str, requested_by: str,
-                    received_at: datetime | None = None) -> ErasureOutcome:
+                    received_at: datetime | None = None, index: StepIndex | None = None) -> ErasureOutcome:
     """Carry out GDPR Art. 17 erasure for one data subject (by identifier).
 
     Finds what the subject's data reached (as :func:`handle_erasure_request`),
     destroys the subject's key material (:meth:`SubjectVault.destroy`: the
     identifier-to-pseudonym link and the key that seals their feature
     snapshots), then records the execution as a RunEvent with ``executedAt``.
-    Raises :class:`provkg.subjects.UnknownSubject` when the store holds no key
+    ``index`` as for :func:`handle_erasure_request`. Raises :class:`provkg.subjects.UnknownSubject` when the store holds no key
     material for the subject (never seen, or already erased), ``ValueError``
     when the ingestor has no subject key store."""
     vault = ingestor.vault
@@ -146,7 +151,7 @@ def execute_erasure(ingestor: Ingestor, subject: str, requested_by: str,
     if pseudonym is None:
         raise UnknownSubject("no key material for this subject: never seen, or already erased")
     iri = ingestor.mapper.iri.mint("subject", pseudonym).value
-    impact, violations, findings = _answer(ingestor, iri)
+    impact, violations, findings = _answer(ingestor, iri, index)
     tomb = vault.destroy(subject)
     about = len({row[3] for row in impact.rows if str(row[2]).endswith("#subjectOf")})
     held = len({row[3] for row in impact.rows if str(row[2]).endswith("#heldIn")})

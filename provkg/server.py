@@ -475,7 +475,7 @@ def create_app(ingestor: Ingestor, limits: Limits | None = None, open_access: bo
                             [Fault("", "subject and requestedBy are required strings")])
         try:
             outcome = await run_in_threadpool(handle_erasure_request, ingestor, body["subject"], body["requestedBy"],
-                                              body.get("article", "A17"))
+                                              body.get("article", "A17"), index=steps)
         except (QueryParameterError, ValueError) as exc:
             return _problem(422, str(exc))
         # the audit log names the subject by pseudonym IRI only, never by identifier
@@ -506,7 +506,8 @@ def create_app(ingestor: Ingestor, limits: Limits | None = None, open_access: bo
         if not isinstance(body.get("requestedBy"), str) or not body["requestedBy"]:
             return _problem(422, "requestedBy is required", [Fault("/requestedBy", "a non-empty string is required")])
         try:
-            outcome = await run_in_threadpool(execute_erasure, ingestor, body["subject"], body["requestedBy"])
+            outcome = await run_in_threadpool(execute_erasure, ingestor, body["subject"], body["requestedBy"],
+                                              index=steps)
         except UnknownSubject as exc:
             return _problem(404, str(exc))
         except ValueError as exc:

@@ -159,3 +159,19 @@ def test_the_collector_pause_nests_and_restores_what_it_found():
         assert not gc.isenabled()
     finally:
         (gc.enable if was else gc.disable)()
+
+
+def test_an_erasure_request_answered_from_the_index_finds_what_the_walk_finds(indexed):
+    """provkg.erasure with the server's index: the same impact rows, summary
+    and findings as the walk of the store (each request is recorded, and a
+    recorded request is not part of any subject's erasure impact)."""
+    from provkg.erasure import handle_erasure_request
+
+    store, index = indexed
+    ingestor = Ingestor(store, EventValidator(SPEC), IriMinter(), vault=SubjectVault(store.path / "subjects"))
+    walked = handle_erasure_request(ingestor, K["withdrawn_subject"], "dpo@example.com")
+    from_index = handle_erasure_request(ingestor, K["withdrawn_subject"], "dpo@example.com", index=index)
+    assert index.serves("erasure-impact") and walked.recorded.status == from_index.recorded.status == "accepted"
+    assert len(walked.impact.rows) > 10 and walked.findings["consentViolations"] > 0
+    assert (from_index.impact.rows, from_index.impact.summary, from_index.findings) == \
+        (walked.impact.rows, walked.impact.summary, walked.findings)
