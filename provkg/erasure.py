@@ -121,8 +121,9 @@ def handle_erasure_request(ingestor: Ingestor, subject: str, requested_by: str, 
     """Answer a request for one data subject (by identifier) and record it as provenance.
 
     ``index``: the server's step index; the erasure impact is walked from it
-    when it is ready (the same answer as the walk of the store). Raises :class:`provkg.named_queries.QueryParameterError` for a subject id
-    that gives no valid IRI, ``ValueError`` for an unknown article."""
+    when it is ready (the same answer as the walk of the store). Raises
+    :class:`provkg.named_queries.QueryParameterError` for a subject id that
+    gives no valid IRI, ``ValueError`` for an unknown article."""
     if article not in ("A17", "A7-3"):
         raise ValueError(f"article must be A17 (erasure) or A7-3 (consent withdrawal), not {article!r}")
     iri = subject_iri(ingestor, subject)
@@ -141,7 +142,8 @@ def execute_erasure(ingestor: Ingestor, subject: str, requested_by: str,
     destroys the subject's key material (:meth:`SubjectVault.destroy`: the
     identifier-to-pseudonym link and the key that seals their feature
     snapshots), then records the execution as a RunEvent with ``executedAt``.
-    ``index`` as for :func:`handle_erasure_request`. Raises :class:`provkg.subjects.UnknownSubject` when the store holds no key
+    ``index`` as for :func:`handle_erasure_request`. Raises
+    :class:`provkg.subjects.UnknownSubject` when the store holds no key
     material for the subject (never seen, or already erased), ``ValueError``
     when the ingestor has no subject key store."""
     vault = ingestor.vault
