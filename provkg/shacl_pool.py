@@ -73,7 +73,8 @@ class ShaclPool:
 
     def submit(self, triples: list[Quad], focus: set[NamedNode]) -> Future:
         """Validate in a worker; the future holds the ValidationOutcome (or
-        raises :class:`provkg.shacl.ShapesError`)."""
+        raises :class:`provkg.shacl.ShapesError`), or is cancelled if
+        :meth:`close` ends the pool before the validation started."""
         data = serialize(triples, format=RdfFormat.N_QUADS)
         names = sorted(f.value for f in focus)
         out: Future = Future()
@@ -83,6 +84,9 @@ class ShaclPool:
             return self._locally(triples, focus)
 
         def settle(done: Future) -> None:
+            if done.cancelled():  # the pool was shut down with the task still queued
+                out.cancel()
+                return
             error = done.exception()
             if isinstance(error, BrokenProcessPool):
                 _log.error("a SHACL worker process died; validating in the server process and restarting the pool")
