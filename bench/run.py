@@ -17,7 +17,7 @@ For each scale N it generates the workload (bench/workload.py) and measures:
    ``provkg ingest`` ends with, made on it now; marked in the results);
 2. a real ``provkg serve`` with default settings (OpenLineage validation,
    SHACL flag, fsync'ed event log) except a larger ``--max-body`` so that
-   batches of ``--batch`` events fit, on store B, a copy of A: the
+   batches of ``--batch`` events fit, on store B, a copy of A (its RDF store a checkpoint): the
    workload's next ``--batch-window`` events through
    ``POST /api/v1/lineage/batch``, then the next ``--http-window`` events as
    single posts from 16 concurrent clients; events/s, quads/s, per-post
@@ -197,11 +197,45 @@ def _run_key(event: dict[str, Any]) -> tuple:
             (event.get("job") or {}).get("name"), (event.get("run") or {}).get("runId"))
 
 
-def reused_ingest(data: Path, first: list[str], check: int = 200) -> dict[str, Any] | None:
+KNOWN_LINES = 200  # workload lines kept at each end of the first n, to recognise a store kept by --keep
+
+
+def write_workload(total: int, n: int, seed: int, path: Path) -> tuple[dict[int, str], list[str], int]:
+    """Generate ``total`` events (bench/workload.py) and write the first ``n`` to ``path`` (JSON
+    Lines), streamed: at 1M events the workload is ~9.5 GB, more than a machine may hold in memory.
+    Output: the first and last :data:`KNOWN_LINES` of those ``n`` lines by position, the lines after
+    them (the server's windows, kept in memory), and the bytes generated."""
+    known: dict[int, str] = {}
+    rest: list[str] = []
+    nbytes = 0
+    with path.open("w", encoding="utf-8") as fh:
+        for i, event in enumerate(workload.generate(total, seed)):
+            line = json.dumps(event, separators=(",", ":"))
+            nbytes += len(line.encode()) + 1
+            if i >= n:
+                rest.append(line)
+                continue
+            fh.write(line + "\n")
+            if i < KNOWN_LINES or i >= n - KNOWN_LINES:
+                known[i] = line
+    return known, rest, nbytes
+
+
+def copy_data_dir(source: Path, target: Path) -> None:
+    """A copy of a closed provkg data directory in which a server may write: the RDF store as a
+    RocksDB checkpoint (``Store.backup``: hard links to the immutable table files on the same file
+    system, so it costs little time or disk at any scale), the rest (event log, key store) copied."""
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("graph"))
+    pyoxigraph.Store.read_only(str(source / "graph")).backup(str(target / "graph"))
+
+
+def reused_ingest(data: Path, count_expected: int, known: dict[int, str],
+                  check: int = KNOWN_LINES) -> dict[str, Any] | None:
     """The `provkg ingest` an earlier ``--keep`` run made of the same events into ``data``, if the store
-    holds exactly them: one event-log entry per workload line, the first and last ``check`` naming the
-    same event times, jobs and runs. Output: as :func:`cli_ingest` (seconds from the log's first to last
-    receipt time, that run's wall time less start-up; peak RSS not known), or None."""
+    holds exactly them: one event-log entry per workload line (``count_expected``), the first and last
+    ``check`` naming the same event times, jobs and runs as the workload's lines of those positions
+    (``known``, from :func:`write_workload`). Output: as :func:`cli_ingest` (seconds from the log's
+    first to last receipt time, that run's wall time less start-up; peak RSS not known), or None."""
     log_file = data / "log" / "events.jsonl"
     if not (data / "graph" / "CURRENT").exists() or not log_file.exists():
         return None
@@ -213,14 +247,15 @@ def reused_ingest(data: Path, first: list[str], check: int = 200) -> dict[str, A
             if line.strip():
                 count += 1
                 (head if len(head) < check else tail).append(line)
-    if count != len(first):
+    if count != count_expected:
         return None
     kept = list(zip(range(len(head)), head)) + list(zip(range(count - len(tail), count), tail))
-    if any(_run_key(json.loads(json.loads(line)["raw"])) != _run_key(json.loads(first[i])) for i, line in kept):
+    if any(i not in known or _run_key(json.loads(json.loads(line)["raw"])) != _run_key(json.loads(known[i]))
+           for i, line in kept):
         return None
     times = [datetime.fromisoformat(json.loads(line)["receivedAt"]) for line in (kept[0][1], kept[-1][1])]
     return {"seconds": (times[1] - times[0]).total_seconds(), "peak_rss": None, "exit": 0,
-            "summary": f"reused: {len(first)} events received {times[0].isoformat(timespec='seconds')} to "
+            "summary": f"reused: {count} events received {times[0].isoformat(timespec='seconds')} to "
                        f"{times[1].isoformat(timespec='seconds')} by an earlier run", "reused_from": str(data),
             "received": [t.isoformat(timespec="seconds") for t in times]}
 
@@ -722,28 +757,60 @@ _LAUNCHER_FILES = ("(<frozen runpy>)", "(main.py)", "(core.py)", "(__main__.py)"
 # -- one scale -----------------------------------------------------------------------------------------
 
 
+# bytes on disk per event in bench/results/20261122T084947Z: the workload's JSON and a compacted data
+# directory at 100k events (10k take more per event), the raw bulk load's N-Quads export and
+# pyoxigraph's own store at 10k. Lower bounds: RocksDB needs room to compact on top.
+DISK_PER_EVENT = {"workload": 9_200, "store": 80_000, "export": 99_000, "raw_store": 57_000}
+
+
+def disk_needed(scales: Iterable[int], args: argparse.Namespace, work: Path) -> int:
+    """At least how many bytes of free disk ``work`` needs for a run at ``scales`` with ``args``
+    (:data:`DISK_PER_EVENT`): a scale's workload file, store A (none if ``--reuse`` finds one) and
+    the windows added to B (a checkpoint of A, see :func:`copy_data_dir`), and at scales up to
+    ``--raw-max`` the export and store of the raw bulk load; with ``--keep`` the stores and
+    workload files of every scale stay, otherwise only one scale's at a time."""
+    per = DISK_PER_EVENT
+    kept, transient = 0, 0
+    for n in scales:
+        windows = min(args.batch_window, max(1, n // 5)) + min(args.http_window, max(1, n // 5))
+        store = 0 if args.reuse and (work / f"A-{n}" / "graph" / "CURRENT").exists() else n * per["store"]
+        raw = n * (per["export"] + per["raw_store"]) if n <= args.raw_max else 0
+        if args.keep:
+            kept += store + n * per["workload"] + windows * per["store"]
+            transient = max(transient, raw)
+        else:
+            transient = max(transient, store + windows * per["store"] + max(n * per["workload"], raw))
+    return kept + transient
+
+
+def latest_ingest_rate() -> float | None:
+    """The `provkg ingest` events/s of the largest scale in bench/results/latest.json, if any."""
+    try:
+        scales = json.loads((RESULTS / "latest.json").read_text())["scales"]
+        return float(max(scales, key=lambda s: s["events"])["cli_ingest"]["events_per_s"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def run_scale(n: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """Every measurement at one scale (``n`` events). Output: a dict of results (see module doc)."""
     res: dict[str, Any] = {"events": n}
     # the workload goes on past n: the batch and single-post windows are its next events
     batch_window, window = min(args.batch_window, max(1, n // 5)), min(args.http_window, max(1, n // 5))
     total = n + batch_window + window
-    jsonl = work / f"workload-{n}.jsonl"
+    first = work / f"workload-{n}.jsonl"  # the first n events: what `provkg ingest` loads
     t0 = time.perf_counter()
-    nbytes = workload.write_jsonl(total, args.seed, jsonl)
+    known, lines, nbytes = write_workload(total, n, args.seed, first)  # lines: the events after the first n
     size = workload.EstateSize.for_events(total)
     res["workload"] = {"seconds": time.perf_counter() - t0, "bytes": nbytes, "events": total,
                        "pipelines": size.pipelines, "sources": size.sources, "days_max": size.days,
                        "seed": args.seed}
-    lines = jsonl.read_text().splitlines()
-    first = work / f"workload-{n}-first.jsonl"
-    first.write_text("\n".join(lines[:n]) + "\n")
     log(f"{n}: workload {total} events, {nbytes / 1e6:.0f} MB in {res['workload']['seconds']:.0f} s")
 
     # 1. provkg ingest (CLI) of the first n events into store A
     a = work / f"A-{n}"
     prof = work / f"profile-{n}.txt" if args.profile else None
-    cli = reused_ingest(a, lines[:n]) if args.reuse else None
+    cli = reused_ingest(a, n, known) if args.reuse else None
     if cli is None:
         shutil.rmtree(a, ignore_errors=True)  # a store that does not hold exactly these events
         cli = cli_ingest(first, a, prof)
@@ -760,11 +827,12 @@ def run_scale(n: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
         else:
             marker.write_text(json.dumps({"seconds": cli["compaction_s"], "run": args.stamp}))
         cli["seconds"] += cli["compaction_s"]
-    first.unlink()
+    if not args.keep:
+        first.unlink()
     # the server's store B starts as a copy of A (the n events), so each scale is ingested once
     b = work / f"B-{n}"
     shutil.rmtree(b, ignore_errors=True)  # an earlier run's (--keep), with its windows posted
-    shutil.copytree(a, b)
+    copy_data_dir(a, b)
     counts = store_counts(a)
     cli.update(events_per_s=n / cli["seconds"], quads=counts["quads"], quads_per_s=counts["quads"] / cli["seconds"],
                triples=counts["triples"], graphs=counts["graphs"], validation_reports=counts["validationReports"])
@@ -787,7 +855,7 @@ def run_scale(n: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
                                         args.rdflib_timeout)
         log(f"{n}: rdflib baseline done")
     del store
-    res["shacl_per_event"] = shacl_sample(a, lines[n:n + batch_window], args.shacl_samples)
+    res["shacl_per_event"] = shacl_sample(a, lines[:batch_window], args.shacl_samples)
 
     # 3. the store's own limit (it loads into an empty store, so a smaller scale's figure holds for a larger one)
     if n <= args.raw_max:
@@ -805,13 +873,13 @@ def run_scale(n: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
             res["server_step_index_ready_s"] = server.wait_step_index()
             log(f"{n}: server step index ready after {res['server_step_index_ready_s']:.1f} s")
             before = server_stats(server.url)
-            batch = post_batches(server.url, lines[n:n + batch_window], args.batch)
+            batch = post_batches(server.url, lines[:batch_window], args.batch)
             after_batch = server_stats(server.url)
             quads = after_batch["quads"] - before["quads"]
             batch.update(window=batch_window, store_events_before=n, events_per_s=batch["events"] / batch["seconds"],
                          quads=quads, quads_per_s=quads / batch["seconds"])
             log(f"{n}: batch {batch['events_per_s']:.0f} ev/s (window {batch_window})")
-            single = post_singles(server.url, lines[n + batch_window:], args.clients)
+            single = post_singles(server.url, lines[batch_window:], args.clients)
             final = server_stats(server.url)
             quads = final["quads"] - after_batch["quads"]
             single.update(window=window, store_events_before=n + batch_window,
@@ -837,7 +905,6 @@ def run_scale(n: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     res["disk"]["server_data_dir_bytes"] = du(b)
     if not args.keep:
         shutil.rmtree(b, ignore_errors=True)
-        jsonl.unlink(missing_ok=True)
     return res
 
 
@@ -897,8 +964,8 @@ def _f(x: Any, nd: int = 0) -> str:
 def log_rates(log_file: Path, step: int) -> list[dict[str, Any]]:
     """Ingest rate per ``step`` events from the receipt times of an event log:
     [{from, to, seconds, events_per_s}] (how the rate changes as the store grows)."""
-    times = [datetime.fromisoformat(json.loads(line)["receivedAt"])
-             for line in log_file.read_text().splitlines() if line.strip()]
+    with log_file.open(encoding="utf-8") as lines:  # streamed: ~11 KB an event
+        times = [datetime.fromisoformat(json.loads(line)["receivedAt"]) for line in lines if line.strip()]
     out = []
     for i in range(0, len(times) - 1, step):
         j = min(i + step, len(times) - 1)
@@ -1085,6 +1152,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--raw-max", type=int, default=10 ** 9,
                     help="raw pyoxigraph bulk_load at scales up to this many events (default: every scale)")
     ap.add_argument("--no-save", action="store_true", help="print only; do not write bench/results")
+    ap.add_argument("--skip-disk-check", action="store_true",
+                    help="start even if the work folder's disk has less free space than the run needs at least")
     ap.add_argument("--rates", type=Path, default=None,
                     help="print events/s per 10k events from the receipt times of an event log (events.jsonl)")
     ap.add_argument("--render", type=Path, default=None,
@@ -1107,6 +1176,21 @@ def main(argv: list[str] | None = None) -> None:
         args.render.with_suffix(".md").write_text(markdown(doc))
         print(markdown(doc))
         return
+    where = args.work or Path(tempfile.gettempdir())
+    existing = next(p for p in (where, *where.parents) if p.exists())
+    need, free = disk_needed(sorted(args.events), args, where), shutil.disk_usage(existing).free
+    log(f"disk: the run needs at least {need / 1e9:.1f} GB in {where} ({free / 1e9:.1f} GB free)")
+    if need > free and not args.skip_disk_check:
+        ap.error(f"not enough disk: at least {need / 1e9:.1f} GB needed in {where}, {free / 1e9:.1f} GB free "
+                 f"(about {(DISK_PER_EVENT['workload'] + DISK_PER_EVENT['store']) // 1000} KB an event for the "
+                 "workload and store A; give --work a folder on a larger disk, --raw-max to skip the raw bulk "
+                 "load at large scales, or --skip-disk-check)")
+    rate = latest_ingest_rate()
+    if rate and not args.reuse:
+        minutes = sum(args.events) / rate / 60
+        log(f"`provkg ingest` of {sum(args.events):,} events takes about "
+            + (f"{minutes / 60:.1f} h" if minutes >= 90 else f"{minutes:.0f} min")
+            + f" at the latest results' {rate:.0f} events/s (the rate falls as the store grows)")
     started = datetime.now(timezone.utc)
     stamp = started.strftime("%Y%m%dT%H%M%SZ") + ("-quick" if args.quick else "")
     t0 = time.perf_counter()
