@@ -26,7 +26,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 import rfc8785
 
@@ -82,9 +82,10 @@ class EventLog:
         if not read_only:
             self.directory.mkdir(parents=True, exist_ok=True)
             self._drop_torn_tail()
-        if self.path.exists():
-            for entry in self.entries():
-                self.head_seq, self.head_hash = entry.seq, entry.hash
+        # the head is the last entry: read from the end, not the whole log (~11 KB an event)
+        last = next(self.entries_backwards(), None)
+        if last is not None:
+            self.head_seq, self.head_hash = last[1].seq, last[1].hash
 
     def _drop_torn_tail(self) -> None:
         """A line without its newline was being written when the process died:
@@ -92,11 +93,15 @@ class EventLog:
         if not self.path.exists():
             return
         with self.path.open("rb+") as fh:
-            data = fh.read()
-            if data and not data.endswith(b"\n"):
-                fh.truncate(data.rfind(b"\n") + 1)
-                fh.flush()
-                os.fsync(fh.fileno())
+            size = fh.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            fh.seek(size - 1)
+            if fh.read(1) == b"\n":
+                return
+            fh.truncate(_end_of_last_line(fh, size))
+            fh.flush()
+            os.fsync(fh.fileno())
 
     def append(self, raw: str, content_hash: str, received_at: str, source: str,
                pseudonymised: list[str] | None = None) -> LogEntry:
@@ -135,10 +140,62 @@ class EventLog:
                 if line.strip():
                     yield number, line
 
-    def entries(self) -> Iterator[LogEntry]:
-        """Every entry in file order (no chain check; see :func:`verify_chain`)."""
-        for _number, line in self.lines():
-            yield LogEntry.from_json(json.loads(line))
+    def entries(self, offset: int = 0) -> Iterator[LogEntry]:
+        """Every entry in file order (no chain check; see :func:`verify_chain`),
+        from the line that starts at byte ``offset`` (from :meth:`entries_backwards`)."""
+        if not self.path.exists():
+            return
+        with self.path.open("rb") as fh:
+            fh.seek(offset)
+            for line in fh:
+                if line.strip():
+                    yield LogEntry.from_json(json.loads(line))
+
+    def entries_backwards(self) -> Iterator[tuple[int, LogEntry]]:
+        """(byte offset of its line, entry) of every complete entry, the last
+        first, reading the file from its end: what the last entries are costs
+        the same at any length of log. A torn last line is not an entry."""
+        if not self.path.exists():
+            return
+        with self.path.open("rb") as fh:
+            end = _end_of_last_line(fh, fh.seek(0, os.SEEK_END))
+            for offset, line in _lines_backwards(fh, end):
+                if line.strip():
+                    yield offset, LogEntry.from_json(json.loads(line))
+
+
+_BLOCK = 1 << 16
+
+
+def _end_of_last_line(fh: BinaryIO, size: int) -> int:
+    """The offset just after the last newline among the first ``size`` bytes (0 if none)."""
+    pos = size
+    while pos > 0:
+        step = min(_BLOCK, pos)
+        pos -= step
+        fh.seek(pos)
+        found = fh.read(step).rfind(b"\n")
+        if found >= 0:
+            return pos + found + 1
+    return 0
+
+
+def _lines_backwards(fh: BinaryIO, end: int) -> Iterator[tuple[int, bytes]]:
+    """(offset, line) of each line among the first ``end`` bytes (which end
+    with a newline), the last first; blocks read from the end."""
+    pos, buf = end, b""  # buf: bytes from pos, read but not yet yielded; ends with a newline
+    while pos > 0:
+        step = min(_BLOCK, pos)
+        pos -= step
+        fh.seek(pos)
+        buf = fh.read(step) + buf
+        cut = buf.rfind(b"\n", 0, len(buf) - 1)  # the newline before buf's last line
+        while cut >= 0:
+            yield pos + cut + 1, buf[cut + 1:]
+            buf = buf[:cut + 1]
+            cut = buf.rfind(b"\n", 0, len(buf) - 1)
+    if buf:
+        yield 0, buf
 
 
 @dataclass

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -339,16 +340,46 @@ class Ingestor:
         """Apply the log entries the store lacks (after a crash between the log
         append and the store write, or into an empty store by ``provkg
         rebuild``), in log order, a chunk per transaction; returns how many.
-        Raises ``ValueError`` when a logged event no longer passes validation."""
+        Raises ``ValueError`` when a logged event no longer passes validation.
+
+        What the store lacks is normally the log's tail (:meth:`_commit_now`
+        writes both in log order; an interrupted bulk write is undone when the
+        store opens), so the log is read from its end, and only while its
+        entries are missing: a start that costs the same at any size of log.
+        If the store's event graphs and that tail do not add up to the log's
+        entries (a store write that failed after its log append, for
+        example), every entry is looked up instead; a store with as many event
+        graphs as the log has entries lacks none. Entries are streamed."""
         if self.log is None:
             return 0
-        missing = [e for e in self.log.entries()
-                   if not self.store.has_graph(self.mapper.iri.event_graph(e.content_hash))]
-        for entry, result in zip(missing, self.ingest_batch(((e, None) for e in missing), _replay=True)):
+        stored = len(self.store.event_graphs())
+        if stored == self.log.head_seq:
+            return 0
+        start = 0  # where to look from: the whole log unless only its tail is missing
+        if stored:
+            tail_start, tail = None, 0
+            for offset, entry in self.log.entries_backwards():
+                if self.store.has_graph(self.mapper.iri.event_graph(entry.content_hash)):
+                    break
+                tail_start, tail = offset, tail + 1
+            if tail_start is not None and stored + tail == self.log.head_seq:
+                start = tail_start
+        replayed: deque[int] = deque()  # seq of each entry handed over, not yet answered
+
+        def entries(log: EventLog) -> Iterator[tuple[LogEntry, None]]:
+            for entry in log.entries(start):
+                if not self.store.has_graph(self.mapper.iri.event_graph(entry.content_hash)):
+                    replayed.append(entry.seq)
+                    yield entry, None
+
+        count = 0
+        for result in self.ingest_batch(entries(self.log), _replay=True):
+            seq = replayed.popleft()
+            count += 1
             if result.status == "rejected":  # only if the shapes or schemas changed since
-                raise ValueError(f"log entry seq {entry.seq} no longer passes validation: "
+                raise ValueError(f"log entry seq {seq} no longer passes validation: "
                                  + "; ".join(f.message for f in result.faults))
-        return len(missing)
+        return count
 
     def release(self, entry_id: str, force: bool = False) -> IngestResult:
         """Move a quarantined event into the store once it conforms (after a fix

@@ -205,3 +205,46 @@ def test_closing_the_pool_settles_every_waiting_validation(tmp_path):
         assert done.wait(10)
     assert any(f.cancelled() for f in futures)  # the queue did hold some when it closed
     assert all(f.result().conforms for f in futures if not f.cancelled())
+
+
+def test_a_store_write_that_failed_after_its_log_append_is_made_up_at_catch_up(tmp_path):
+    # a hole, not only a tail: the log holds an event the store lacks, and later events the store
+    # holds, then a last event the store lacks too
+    events = demo_events()[:12]
+    reference = _ingestor(tmp_path / "reference")
+    list(reference.ingest_batch((e, "x") for e in events))
+    logged = list(reference.log.entries())
+    holed = _ingestor(tmp_path / "holed")
+    list(holed.ingest_batch((e, "x") for e in events[:5]))
+    e = logged[5]
+    holed.log.append_many([(e.raw, e.content_hash, e.received_at, e.source, list(e.pseudonymised))])
+    list(holed.ingest_batch((e, "x") for e in events[6:-1]))
+    e = logged[-1]
+    holed.log.append_many([(e.raw, e.content_hash, e.received_at, e.source, list(e.pseudonymised))])
+    assert holed.store.stats()["graphs"] == len(events) - 2
+    del holed
+    reopened = _ingestor(tmp_path / "holed")
+    assert reopened.catch_up() == 2
+    assert _canonical(reopened.store) == _canonical(reference.store)
+    assert reopened.catch_up() == 0
+    assert verify_chain(reopened.log)[1] == []
+
+
+def test_the_log_read_from_its_end(tmp_path):
+    ingestor = _ingestor(tmp_path / "store")
+    list(ingestor.ingest_batch((e, "x") for e in demo_events()))
+    log = ingestor.log
+    forward = list(log.entries())
+    assert log.path.stat().st_size > 4 * 65536  # entries cross the blocks it is read in
+    backward = list(log.entries_backwards())
+    assert [e for _, e in reversed(backward)] == forward
+    for offset, entry in backward[::7]:  # each offset starts its entry's line
+        assert next(log.entries(offset)) == entry
+    # a torn last line: not an entry when read, and dropped when the log is opened for writing
+    with log.path.open("ab") as fh:
+        fh.write(b'{"seq": 43, "receivedAt": "2026')
+    assert EventLog(log.directory, read_only=True).head_seq == forward[-1].seq
+    assert [e for _, e in EventLog(log.directory, read_only=True).entries_backwards()][0] == forward[-1]
+    reopened = EventLog(log.directory)
+    assert (reopened.head_seq, reopened.head_hash) == (forward[-1].seq, forward[-1].hash)
+    assert log.path.read_bytes().endswith(b"\n") and list(reopened.entries()) == forward
