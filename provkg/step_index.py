@@ -27,9 +27,10 @@ SPARQL: where a node has several labels (or times) the walk shows any one of
 them (``SAMPLE``, SPARQL 1.1 §18.5.1.8) and the index the least.
 
 Memory: an entry per node that is an edge's end (its IRI, kind, label and
-time; quality measurements get none) and 8 bytes per edge per query (a set
-for a node with more than 16). A large store is scanned by a child process,
-whose reads of the whole store then do not stay in the server. At 100,000
+time; quality measurements get none) and 8 bytes per edge per query (an
+``array``, kept in order for a node with more than 16, so that a duplicate
+is found by bisection). A large store is scanned by a child process, whose
+reads of the whole store then do not stay in the server. At 100,000
 benchmark events: 166k nodes, 891k edges, 136 MB (docs/benchmark.md).
 """
 
@@ -40,6 +41,7 @@ import multiprocessing as mp
 import threading
 import time
 from array import array
+from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -146,6 +148,8 @@ for _rank, (_iri, _name) in enumerate(_KINDS):
 _KIND_NAME = ["Entity"] + [name for _, name in _KINDS]
 
 
+# a node's edges beyond this many are kept in order (a set of Python ints would take ~80 bytes an edge)
+_UNSORTED = 16
 # a store whose files hold this much or more is scanned by a child process (StepIndex.build)
 APART_FROM_BYTES = 64 * 2 ** 20
 # what a scan finds, as a child process sends it back
@@ -273,7 +277,8 @@ class StepIndex:
         scan = store.store.quads_for_pattern
         excluded = {_key(q.subject) for q in scan(None, A, NamedNode(self._excluded), default)}
         for predicate in self._by_predicate:
-            self._add_edges(scan(None, NamedNode(predicate), None, default), excluded)
+            self._add_edges(scan(None, NamedNode(predicate), None, default), excluded, scanning=True)
+        self._sort_edges()
         for key in excluded:  # ends of edges the store has from them, say (never walked into)
             if key in self._ids:
                 self._out[self._ids[key]] = 1
@@ -350,7 +355,11 @@ class StepIndex:
                 self._read_facts(term, (A, *(NamedNode(p) for p in (self._label, *self._times))))
         return node
 
-    def _add_edges(self, quads: Iterable[Quad], excluded: set[str], read_new: bool = False) -> None:
+    def _add_edges(self, quads: Iterable[Quad], excluded: set[str], read_new: bool = False,
+                   scanning: bool = False) -> None:
+        """The quads' edges, each once. ``scanning``: the quads are a scan of
+        the store, which gives each triple once, so nothing is looked up
+        (:meth:`_sort_edges` puts long lists in order afterwards)."""
         for q in quads:
             for table, subject_is_to, code in self._by_predicate.get(q.predicate.value, ()):
                 origin, target = (q.object, q.subject) if subject_is_to else (q.subject, q.object)
@@ -361,13 +370,24 @@ class StepIndex:
                 out = table.get(origin_id)
                 if out is None:
                     table[origin_id] = array("q", (edge,))  # 8 bytes an edge, not a Python int's 32
-                elif isinstance(out, array):
+                elif scanning:
+                    out.append(edge)
+                elif len(out) <= _UNSORTED:
                     if edge not in out:
                         out.append(edge)
-                        if len(out) > 16:  # a source used by thousands of runs: O(1) duplicate checks
-                            table[origin_id] = set(out)
-                else:
-                    out.add(edge)
+                        if len(out) > _UNSORTED:
+                            table[origin_id] = array("q", sorted(out))
+                else:  # a source used by thousands of runs: in order, a duplicate is found by bisection
+                    i = bisect_left(out, edge)
+                    if i == len(out) or out[i] != edge:
+                        out.insert(i, edge)
+
+    def _sort_edges(self) -> None:
+        """Put each list of more than ``_UNSORTED`` edges in order (after a scan)."""
+        for table in self._edges.values():
+            for origin, out in table.items():
+                if len(out) > _UNSORTED:
+                    table[origin] = array("q", sorted(set(out)))
 
     def _add_facts(self, quads: Iterable[Quad], known_only: bool) -> None:
         """Kinds (rdf:type), the excluded class, labels and times of the

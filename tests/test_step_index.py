@@ -4,6 +4,9 @@ it was building, or was kept up to date write by write."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 from pyoxigraph import NamedNode, Quad
 
@@ -13,7 +16,7 @@ from provkg.ingest import Ingestor
 from provkg.iris import IriMinter
 from provkg.named_queries import load_named_queries, run_named_query
 from provkg.resources import queries_dir
-from provkg.step_index import StepIndex, step_form
+from provkg.step_index import _UNSORTED, StepIndex, step_form
 from provkg.store import LineageStore
 from provkg.subjects import SubjectVault
 from provkg.validation import EventValidator
@@ -175,3 +178,65 @@ def test_an_erasure_request_answered_from_the_index_finds_what_the_walk_finds(in
     assert len(walked.impact.rows) > 10 and walked.findings["consentViolations"] > 0
     assert (from_index.impact.rows, from_index.impact.summary, from_index.findings) == \
         (walked.impact.rows, walked.impact.summary, walked.findings)
+
+
+def test_nodes_with_many_edges_answer_as_the_walk(tmp_path):
+    """Past 16 edges (a data subject in many records, a source read run after
+    run) a node's edges are kept in order, with no duplicates, whether the
+    index took them write by write or scanned them; both answer as the walk
+    from every such node. The benchmark's workload, which has such nodes."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    import workload
+
+    store = LineageStore(tmp_path / "store")
+    live = StepIndex(load_named_queries().values())
+    live.build(store)
+    store.listeners.append(live.add)
+    ingestor = Ingestor(store, EventValidator(SPEC), IriMinter())
+    for event in workload.generate(500, 3):
+        assert ingestor.ingest(event).status == "accepted"
+    built = StepIndex(load_named_queries().values())
+    built.build(store)
+    named = load_named_queries()
+    hubs = 0
+    for index in (live, built):
+        for name, table in index._edges.items():
+            for origin, edges in table.items():
+                if len(edges) <= _UNSORTED:
+                    continue
+                hubs += 1
+                assert list(edges) == sorted(set(edges))
+                params = {named[name].traversal_from: index._values[origin], "limit": "100000"}
+                walked = run_named_query(store, named[name], params)
+                for kept in (live, built):
+                    answer = run_named_query(store, named[name], params, index=kept)
+                    assert (answer.rows, answer.summary, answer.total) == (walked.rows, walked.summary, walked.total)
+    assert hubs >= 10
+
+
+def test_edges_arriving_out_of_order_and_again_are_kept_in_order_once(tmp_path):
+    """A node past 16 edges that gains edges to older nodes (lower ids, so
+    inserted before the others) and edges it already has: one entry each, in
+    order, and the walk's answer."""
+    used = NamedNode("http://www.w3.org/ns/prov#used")
+    store = LineageStore(tmp_path / "store")
+    index = StepIndex(load_named_queries().values())
+    index.build(store)
+    store.listeners.append(index.add)
+    hub, runs = NamedNode("urn:test:source"), [NamedNode(f"urn:test:run/{i}") for i in range(25)]
+    graphs = iter(NamedNode(f"urn:test:write/{i}") for i in range(100))
+
+    def write(triples: list[tuple[NamedNode, NamedNode, NamedNode]]) -> None:
+        graph = next(graphs)
+        store.add_graphs([(graph, [Quad(*t, graph) for t in triples])])
+
+    write([(NamedNode(f"urn:test:next/{i}"), used, run) for i, run in enumerate(runs)])  # the runs get ids in order
+    for run in reversed(runs):  # then each uses the source, the newest first
+        write([(run, used, hub)])
+    write([(run, used, hub) for run in runs[::4]])  # and some again
+    edges = index._edges["forward-impact"][index._ids[hub.value]]
+    assert len(edges) == len(runs) and list(edges) == sorted(edges)
+    query = load_named_queries()["forward-impact"]
+    walked = run_named_query(store, query, {"node": hub.value})
+    assert run_named_query(store, query, {"node": hub.value}, index=index).rows == walked.rows
+    assert {r for row in walked.rows for r in row if str(r).startswith("urn:test:run/")} == {r.value for r in runs}
