@@ -386,15 +386,16 @@ def export(
 ) -> None:
     """Export the whole graph (TriG/N-Quads keep every event's named graph) or one named graph."""
     store = _open_store(data, read_only=True)
-    try:
-        payload, _ = export_graph(store, fmt, graph)
+    try:  # written as it is serialised: a large store's export does not fit in memory
+        export_graph(store, fmt, graph, output=output or sys.stdout.buffer)
     except ExportError as exc:
         raise _fail(str(exc))
+    except OSError as exc:
+        raise _fail(f"could not write the export: {exc}")
     if output:
-        output.write_bytes(payload)
-        err.print(f"wrote {len(payload)} bytes to {output}")
+        err.print(f"wrote {output.stat().st_size} bytes to {output}")
     else:
-        sys.stdout.buffer.write(payload)
+        sys.stdout.buffer.flush()
 
 
 @app.command()

@@ -36,7 +36,7 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import BinaryIO, Callable, Iterable
 
 from pyoxigraph import DefaultGraph, NamedNode, Quad, RdfFormat, Store, serialize
 
@@ -220,21 +220,25 @@ class LineageStore:
         return {"quads": len(self.store) - triples, "triples": triples, "graphs": events,
                 "validationReports": named - events}
 
-    def dump(self, fmt: RdfFormat, graph: NamedNode | None = None, prefixes: dict[str, str] | None = None) -> bytes:
+    def dump(self, fmt: RdfFormat, graph: NamedNode | None = None, prefixes: dict[str, str] | None = None,
+             output: "Path | BinaryIO | None" = None) -> bytes | None:
         """Serialise one graph, or the event graphs (dataset formats: TriG,
         N-Quads; the derived default graph is left out), or the union of all
-        graphs (triple formats: Turtle, N-Triples, JSON-LD, RDF/XML)."""
+        graphs (triple formats: Turtle, N-Triples, JSON-LD, RDF/XML).
+        Output: the bytes, or None when written to ``output`` (a path or a
+        binary file object) as they are made. Raises ``OSError``."""
         # pyoxigraph counts JSON-LD as a dataset format; provkg exports it as one graph
         keeps_graphs = fmt in (RdfFormat.TRIG, RdfFormat.N_QUADS)
         if graph is not None:
             if keeps_graphs:  # keep the graph's name on its quads
-                return serialize(self.store.quads_for_pattern(None, None, None, graph), format=fmt, prefixes=prefixes)
-            return self.store.dump(format=fmt, from_graph=graph, prefixes=prefixes)
+                return serialize(self.store.quads_for_pattern(None, None, None, graph), output, format=fmt,
+                                 prefixes=prefixes)
+            return self.store.dump(output, format=fmt, from_graph=graph, prefixes=prefixes)
         if keeps_graphs:
             named = (q for q in self.store.quads_for_pattern(None, None, None, None)
                      if not isinstance(q.graph_name, DefaultGraph))
-            return serialize(named, format=fmt, prefixes=prefixes)
-        return self.store.dump(format=fmt, from_graph=DefaultGraph(), prefixes=prefixes)
+            return serialize(named, output, format=fmt, prefixes=prefixes)
+        return self.store.dump(output, format=fmt, from_graph=DefaultGraph(), prefixes=prefixes)
 
     def flush(self) -> None:
         if not self.read_only:

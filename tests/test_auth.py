@@ -24,6 +24,7 @@ from requests import HTTPError
 
 from provkg.demo import KNOWN_ANSWERS as K, demo_events
 from provkg.named_queries import load_named_queries
+from provkg.server import HOLD_AT_MOST
 
 ROLES = ("emitter", "reader", "auditor", "admin")
 TOKEN = re.compile(r"^pk_([0-9a-f]{8})_[A-Za-z0-9_-]{43}$")
@@ -265,6 +266,9 @@ def test_queries_exports_and_refusals_are_audited(svc):
     assert named.status_code == 200
     export = get(svc, "/api/v1/export", auditor, format="turtle")
     assert export.status_code == 200
+    # longer than the middleware holds: its entry is written first, then it streams
+    nquads = get(svc, "/api/v1/export", auditor, format="nquads")
+    assert nquads.status_code == 200 and len(nquads.content) > HOLD_AT_MOST
     assert get(svc, "/api/v1/audit", reader).status_code == 403  # refused, and that is audited too
 
     entries = get(svc, "/api/v1/audit", admin, since=since, limit=1000).json()["entries"]
@@ -279,9 +283,12 @@ def test_queries_exports_and_refusals_are_audited(svc):
     erasure = by_path["/api/v1/queries/erasure-impact"][-1]
     assert erasure["params"] == {"subject": subject}
     assert erasure["rows"] == named.json()["count"] > 0
-    exported = by_path["/api/v1/export"][-1]
+    exported, streamed = by_path["/api/v1/export"][-2:]
     assert exported["role"] == "auditor" and exported["params"] == {"format": "turtle"}
     assert exported["bytes"] == len(export.content) > 1000
+    assert exported.get("streamed", False) == (len(export.content) >= HOLD_AT_MOST)
+    assert streamed["params"] == {"format": "nquads"} and streamed["status"] == 200 and streamed["streamed"]
+    assert streamed["bytes"] == len(nquads.content)  # as its Content-Length announced
     refused = by_path["/api/v1/audit"][-1]
     assert refused["status"] == 403 and refused["key"] == key_id(reader) and "role reader" in refused["error"]
 
@@ -408,3 +415,33 @@ def test_open_flag_and_env_serve_without_keys_and_audit_anonymous(tmp_path, monk
         assert httpx.get(srv.url + "/api/v1/stats", headers=bearer(admin), timeout=30).status_code == 200
     finally:
         stop_server(srv)
+
+
+def test_an_answer_is_withheld_when_its_audit_entry_cannot_be_written(tmp_path):
+    """Held or streamed, an audited answer goes out only after its entry is
+    written: with the audit log unwritable (a folder where its file should
+    be), an export short enough to be held and one long enough to stream are
+    both a 503, and nothing of either export is sent."""
+    data = tmp_path / "data"
+    srv = start_server(data, "--demo")
+    try:
+        graph = _some_event_graph(srv)
+        audit = data / "audit.jsonl"
+        audit.unlink(missing_ok=True)
+        audit.mkdir()
+        for params in ({"format": "turtle", "graph": graph}, {"format": "nquads"}):
+            r = httpx.get(srv.url + "/api/v1/export", params=params, timeout=120)
+            assert r.status_code == 503, (params, r.status_code)
+            assert "audit log cannot be written" in r.json()["error"]
+        audit.rmdir()
+        r = httpx.get(srv.url + "/api/v1/export", params={"format": "nquads"}, timeout=120)
+        assert r.status_code == 200 and len(r.content) > HOLD_AT_MOST
+    finally:
+        stop_server(srv)
+
+
+def _some_event_graph(srv) -> str:
+    query = "SELECT ?g WHERE { ?g a <https://w3id.org/provkg/ns#LineageEvent> } LIMIT 1"
+    r = httpx.post(srv.url + "/sparql", data={"query": query}, headers={"Accept": "application/sparql-results+json"},
+                   timeout=60)
+    return r.json()["results"]["bindings"][0]["g"]["value"]
