@@ -185,7 +185,7 @@ def _lines_backwards(fh: BinaryIO, end: int) -> Iterator[tuple[int, bytes]]:
     with a newline), the last first; blocks read from the end."""
     pos, buf = end, b""  # buf: bytes from pos, read but not yet yielded; ends with a newline
     while pos > 0:
-        step = min(_BLOCK, pos)
+        step = min(max(_BLOCK, len(buf)), pos)  # a line longer than a block: read as much again
         pos -= step
         fh.seek(pos)
         buf = fh.read(step) + buf

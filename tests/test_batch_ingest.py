@@ -234,6 +234,12 @@ def test_the_log_read_from_its_end(tmp_path):
     ingestor = _ingestor(tmp_path / "store")
     list(ingestor.ingest_batch((e, "x") for e in demo_events()))
     log = ingestor.log
+    # an entry longer than several of the blocks the log is read in (an event of ~300 KB)
+    big = copy.deepcopy(demo_events()[0])
+    big["run"]["facets"]["notes"] = {"_producer": "x", "_schemaURL": "x", "text": "n" * 300_000}
+    e = next(log.entries())
+    log.append_many([(json.dumps(big), "sha256:" + "1" * 64, e.received_at, e.source, None)]
+                    + [(e.raw, "sha256:" + str(i) * 64, e.received_at, e.source, None) for i in range(2, 5)])
     forward = list(log.entries())
     assert log.path.stat().st_size > 4 * 65536  # entries cross the blocks it is read in
     backward = list(log.entries_backwards())
