@@ -352,7 +352,7 @@ class Ingestor:
         graphs as the log has entries lacks none. Entries are streamed."""
         if self.log is None:
             return 0
-        stored = len(self.store.event_graphs())
+        stored = self.store.event_count()
         if stored == self.log.head_seq:
             return 0
         start = 0  # where to look from: the whole log unless only its tail is missing
