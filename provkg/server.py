@@ -166,8 +166,7 @@ class Guard:
         audited = permission in ("query", "inspect", "admin")
         principal: Principal = ANONYMOUS
         held: list[Message] = []
-        outcome: dict[str, Any] = {"status": None, "bytes": 0, "sent": False, "length": None, "streaming": False,
-                                   "withheld": False}
+        outcome: dict[str, Any] = {"status": None, "bytes": 0, "sent": False, "streaming": False, "withheld": False}
 
         async def finish(streaming: bool = False) -> None:
             """Write the audit entry, then let the held answer go (or a 503).
@@ -177,9 +176,11 @@ class Guard:
             if path == "/sparql" and "sparql" in entry:
                 entry["params"].pop("query", None)
             entry["status"] = outcome["status"]
-            entry["bytes"] = outcome["length"] if streaming and outcome["length"] is not None else outcome["bytes"]
-            if streaming:
+            entry["bytes"] = outcome["bytes"]
+            if streaming:  # the response start is the first message held
                 entry["streamed"] = True
+                length = Headers(raw=held[0].get("headers", [])).get("content-length", "")
+                entry["bytes"] = int(length) if length.isdigit() else outcome["bytes"]
             entry["ms"] = round((time.monotonic() - started) * 1000, 1)
             entry["client"] = client
             if outcome["status"] and outcome["status"] >= 400:
@@ -203,8 +204,6 @@ class Guard:
                 return
             if message["type"] == "http.response.start":
                 outcome["status"] = message["status"]
-                length = Headers(raw=message.get("headers", [])).get("content-length", "")
-                outcome["length"] = int(length) if length.isdigit() else None
             elif message["type"] == "http.response.body":
                 outcome["bytes"] += len(message.get("body", b""))
             if not (audited or outcome["status"] in (401, 403)) or outcome["streaming"]:

@@ -40,7 +40,7 @@ from typing import BinaryIO, Callable, Iterable
 
 from pyoxigraph import DefaultGraph, NamedNode, Quad, RdfFormat, Store, serialize
 
-from .vocab import PROVKG
+from .vocab import A, PROVKG
 
 DEFAULT_DATA_DIR = "provkg-data"
 
@@ -208,7 +208,7 @@ class LineageStore:
 
     def event_graphs(self) -> list[NamedNode]:
         """Names of the event graphs (those typed provkg:LineageEvent)."""
-        return [q.subject for q in self.store.quads_for_pattern(None, None, PROVKG.LineageEvent, DefaultGraph())
+        return [q.subject for q in self.store.quads_for_pattern(None, A, PROVKG.LineageEvent, DefaultGraph())
                 if isinstance(q.subject, NamedNode)]
 
     def event_count(self) -> int:
