@@ -228,6 +228,7 @@ class Ingestor:
         the rest."""
         waiting: list[IngestResult | _Prepared] = []
         pending = Store()  # the chunk's accepted triples, as the store's default graph will hold them
+        validating = self.shapes is not None and self.shacl_mode != "off"  # only SHACL reads ``pending``
         graphs: set[NamedNode] = set()
         for event, source in events:
             at = received_at or datetime.now(timezone.utc)
@@ -239,7 +240,8 @@ class Ingestor:
             waiting.append(prepared)
             if isinstance(prepared, _Prepared):
                 graphs.add(prepared.graph)
-                pending.extend(prepared.merged)
+                if validating:
+                    pending.extend(prepared.merged)
             if len(graphs) >= chunk:
                 yield from self._flush(waiting, not _replay)
                 waiting, pending, graphs = [], Store(), set()

@@ -21,6 +21,7 @@ import pytest
 from pyoxigraph import CanonicalizationAlgorithm, Dataset, NamedNode, RdfFormat, parse
 
 from conftest import SPEC, load_events, valid_files
+from test_shacl_ingest import ends_before_start
 from provkg.demo import demo_events
 from provkg.entailment import default_entailer
 from provkg.eventlog import EventLog, verify_chain
@@ -189,6 +190,42 @@ def test_a_bulk_write_cut_short_by_a_crash_is_undone_and_written_again(tmp_path)
     assert _canonical(reopened.store) == _canonical(reference.store)
     assert reopened.store.stats() == reference.store.stats()  # the default graph (the merge) too
     assert verify_chain(reopened.log)[1] == []
+
+
+class _FailingBulkLoad:
+    """A pyoxigraph store whose bulk loader fails (as a crash would) after reading graph.bulk-pending."""
+
+    def __init__(self, store, pending: Path):
+        self._store, self._pending, self.seen = store, pending, None
+
+    def bulk_extend(self, quads):
+        quads = list(quads)
+        self.seen = (json.loads(self._pending.read_text("utf-8")),
+                     {q.graph_name.value for q in quads if isinstance(q.graph_name, NamedNode)})
+        raise OSError("bulk load cut short")
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def __contains__(self, quad):  # dunders are looked up on the class, not through __getattr__
+        return quad in self._store
+
+    def __iter__(self):
+        return iter(self._store)
+
+
+def test_a_bulk_write_names_every_graph_it_writes_before_it_starts(tmp_path):
+    # the names are what a reopened store removes after a torn bulk write: a
+    # SHACL report graph missing from them would be left half written
+    ingestor = _ingestor(tmp_path / "s", bulk_min_quads=1)
+    failing = _FailingBulkLoad(ingestor.store.store, ingestor.store.pending_path)
+    ingestor.store.store = failing
+    start, complete = ends_before_start()  # the COMPLETE breaks a Violation: stored with its report
+    with pytest.raises(OSError):
+        list(ingestor.ingest_batch((e, "x") for e in [*demo_events(), start, complete]))
+    recorded, written = failing.seen
+    assert any(name.endswith("/shacl-report") for name in written)
+    assert sorted(recorded) == sorted(written)
 
 
 def test_closing_the_pool_settles_every_waiting_validation(tmp_path):
