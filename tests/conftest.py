@@ -87,8 +87,24 @@ def start_server(data: Path, *extra: str) -> Server:
 
     Its output goes to a log file beside ``data`` (``provkg-serve-PORT.log``,
     in the test's tmp dir), never to a pipe nobody reads (a full pipe would
-    block the server); its tail is in the error when the server fails to start."""
-    port = free_port()
+    block the server); its tail is in the error when the server fails to start.
+    The suite runs in two processes, so the free port picked here can be taken
+    before the server binds it: a server that exits saying so is started again
+    on another port (up to three tries)."""
+    for attempt in range(3):
+        port = free_port()
+        try:
+            return _start_on(port, data, extra)
+        except _PortTaken:
+            if attempt == 2:
+                raise
+
+
+class _PortTaken(RuntimeError):
+    pass
+
+
+def _start_on(port: int, data: Path, extra: tuple[str, ...]) -> Server:
     env = {**os.environ, "PROVKG_OPENLINEAGE_SPEC": str(SPEC)}
     data.parent.mkdir(parents=True, exist_ok=True)
     log = data.parent / f"provkg-serve-{port}.log"
@@ -102,7 +118,9 @@ def start_server(data: Path, *extra: str) -> Server:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"provkg serve exited early ({proc.returncode}); {log} ends:\n{log_tail(log)}")
+            tail = log_tail(log)
+            error = _PortTaken if "address already in use" in tail else RuntimeError
+            raise error(f"provkg serve exited early ({proc.returncode}); {log} ends:\n{tail}")
         try:
             if httpx.get(url + "/healthz", timeout=1).status_code == 200:
                 # for callers written when this was a pipe: reads the log from its start (it does not follow it)
